@@ -1,0 +1,159 @@
+"""Backend selection and runtime set-up, done before Keras is imported.
+
+Keras 3 reads ``KERAS_BACKEND`` once, at import. cnnlab therefore never imports Keras at module
+level outside the heavy sub-packages, and those import it through :mod:`cnnlab._keras`, which
+calls :func:`configure` first. The CLI's ``--backend`` option and :func:`set_backend` both end in
+the same environment variable, so there is one way the backend is chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from cnnlab.errors import ConfigError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT_BACKEND = "tensorflow"
+THREADS_ENV = "CNNLAB_THREADS"
+
+_configured = False
+
+
+def requested_backend() -> str:
+    """The backend Keras will use (or uses): ``KERAS_BACKEND`` or the default."""
+    name = os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+    return "torch" if name == "pytorch" else name
+
+
+def set_backend(name: str) -> None:
+    """Choose the Keras backend. Must be called before anything imports Keras."""
+    name = "torch" if name == "pytorch" else name
+    if name not in BACKENDS:
+        raise ConfigError(f"--backend: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != name:
+            raise ConfigError(
+                f"--backend: Keras is already running on {keras.backend.backend()!r}; "
+                f"set KERAS_BACKEND={name} before importing keras or cnnlab models"
+            )
+    os.environ["KERAS_BACKEND"] = name
+
+
+def thread_count() -> int:
+    """Threads the numeric libraries may use: ``$CNNLAB_THREADS`` or the CPUs this process may run on."""
+    value = os.environ.get(THREADS_ENV)
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ConfigError(f"{THREADS_ENV}: expected a positive integer, got {value!r}") from None
+        if n < 1:
+            raise ConfigError(f"{THREADS_ENV}: expected a positive integer, got {value!r}")
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure() -> None:
+    """Set the backend and thread pools before Keras (and its backend) are first imported.
+
+    Idempotent. TensorFlow's default inter-op pool plus intra-op pool oversubscribes small
+    machines; the thread settings here are the ones the performance benchmark chose
+    (see docs/benchmarks.md).
+    """
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    backend = requested_backend()
+    if backend not in BACKENDS:
+        raise ConfigError(f"KERAS_BACKEND: unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
+    threads = thread_count()
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    if backend == "torch" and "torch" not in sys.modules:
+        try:
+            import torch
+        except ImportError:
+            raise ConfigError("backend 'torch' is not installed: pip install 'cnnlab[torch]'") from None
+        torch.set_num_threads(threads)
+    if backend == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            raise ConfigError("backend 'jax' is not installed: pip install 'cnnlab[jax]'") from None
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence C/C++ writes to stderr (file descriptor 2) for the duration of the block.
+
+    TensorFlow's native logger prints start-up notices ("oneDNN custom operations are on",
+    "Could not find cuda drivers") before it reads TF_CPP_MIN_LOG_LEVEL. Python exceptions are
+    unaffected: they are raised, and printed after the descriptor is restored.
+    Set CNNLAB_VERBOSE_NATIVE=1 to see them.
+    """
+    if os.environ.get("CNNLAB_VERBOSE_NATIVE") or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor (embedded interpreters, some test runners)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def describe() -> dict:
+    """Versions, backend and hardware, for ``cnnlab info`` and run folders. Imports Keras."""
+    import platform
+
+    from cnnlab import __version__
+    from cnnlab._keras import keras
+
+    backend = keras.backend.backend()
+    info = {
+        "cnnlab": __version__,
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": backend,
+        "backend_version": None,
+        "cpu_threads": thread_count(),
+        "accelerators": [],
+    }
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        info["backend_version"] = tf.__version__
+        with quiet_native_stderr():  # device discovery logs a CUDA error on CPU-only machines
+            devices = tf.config.list_physical_devices()
+        info["accelerators"] = [d.name for d in devices if d.device_type != "CPU"]
+    elif backend == "torch":
+        import torch
+
+        info["backend_version"] = torch.__version__
+        if torch.cuda.is_available():
+            info["accelerators"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    elif backend == "jax":
+        import jax
+
+        info["backend_version"] = jax.__version__
+        info["accelerators"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
+    return info

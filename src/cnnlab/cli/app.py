@@ -1,0 +1,87 @@
+"""Root of the ``cnnlab`` command line.
+
+Each command group lives in its own module with a ``register(app)`` function; only Typer and
+the standard library are imported here, so ``cnnlab --help`` answers without loading any
+framework. Errors caused by bad input (:class:`cnnlab.errors.CnnlabError`) are printed as one
+line on stderr with exit status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cnnlab.errors import CnnlabError
+
+# Modules under cnnlab.cli that add commands; each defines register(app).
+COMMAND_MODULES = ("info", "data_cmds", "model_cmds", "train_cmds", "run_cmds", "bench_cmds")
+
+app = typer.Typer(
+    name="cnnlab",
+    help="Build, train, evaluate and explain convolutional image classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = False
+
+
+@app.callback()
+def _root(
+    backend: Optional[str] = typer.Option(
+        None, "--backend", metavar="NAME", help="Keras backend: tensorflow (default), jax or torch. Same as $KERAS_BACKEND."
+    ),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", metavar="DIR", help="Where datasets live. Default: $CNNLAB_DATA_DIR, else ~/.cache/cnnlab."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    global _debug
+    _debug = debug
+    if backend is not None:
+        from cnnlab.backend import set_backend
+
+        set_backend(backend)
+    if data_dir is not None:
+        os.environ["CNNLAB_DATA_DIR"] = str(data_dir)
+
+
+for _name in COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"cnnlab.cli.{_name}")
+    except ModuleNotFoundError as exc:  # a command group not written yet
+        if exc.name != f"cnnlab.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    """Print ``cnnlab: error: message`` on stderr and return the exit to raise."""
+    typer.echo(f"cnnlab: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="cnnlab")
+    except CnnlabError as exc:
+        if _debug:
+            raise
+        typer.echo(f"cnnlab: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        if _debug:
+            raise
+        typer.echo(f"cnnlab: error: {exc.strerror or exc}: {exc.filename}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("cnnlab: interrupted", err=True)
+        sys.exit(130)

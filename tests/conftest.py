@@ -1,0 +1,78 @@
+"""Shared test helpers: the real data directory, and running the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The real datasets (``$CNNLAB_DATA_DIR``, else ``../shared/data`` beside the checkout)."""
+    env = os.environ.get("CNNLAB_DATA_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for path in candidates:
+        if path.is_dir():
+            return path.resolve()
+    return None
+
+
+def require_data(*parts: str) -> Path:
+    """Path to a real dataset file or folder, or skip the test saying what is missing."""
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("real datasets not available: set CNNLAB_DATA_DIR (CI uses ../shared/data)")
+    path = root.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real dataset file not available: {path}")
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The real data directory; skips the test when it is absent."""
+    return require_data()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep derived files (extracted archives, decoded arrays) out of the user's home.
+
+    One cache per test session (per xdist worker), so expensive extractions happen once.
+    """
+    cache = tmp_path_factory.getbasetemp() / "cnnlab-cache"
+    cache.mkdir(exist_ok=True)
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(cache))
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+    """Run ``python -m cnnlab ARGS`` in a real subprocess; returns the CompletedProcess."""
+    full_env = os.environ.copy()
+    full_env.setdefault("KERAS_BACKEND", "tensorflow")
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_clean_error(proc, *needles: str) -> None:
+    """A user error: non-zero exit, one line on stderr mentioning each needle, no traceback."""
+    assert proc.returncode != 0, f"expected failure, got exit 0; stdout={proc.stdout!r}"
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected a one-line error, got:\n{err}"
+    for needle in needles:
+        assert needle.lower() in err.lower(), f"{needle!r} not in error: {err}"
