@@ -1,0 +1,472 @@
+"""The benchmark harness: contenders side by side, alternating, in fresh processes, with medians.
+
+Shared machines are noisy: another process may take a core for a few seconds at any time. So
+every comparison runs all of its contenders in one invocation, interleaved round by round (in an
+order rotated each round, so no contender is always first after a quiet spell or last after a
+busy one), each contender in a fresh process whose thread settings are fixed by its environment.
+Figures are medians over rounds, ratios are ratios of medians, and each contender's process
+reports its peak resident memory (``os.wait4``).
+
+Entry points: :func:`run_benchmark` (``cnnlab bench``, ``python -m benchmarks``).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from cnnlab.bench.process import ProcessResult, run_process
+from cnnlab.bench.protocol import DATASETS, REFERENCE_BATCH, parse_result
+
+REPO = Path(__file__).resolve().parents[3]
+BENCHMARKS_DIR = REPO / "benchmarks"
+NETWORKS = ("lenet5", "mnist_cnn", "vgg_bn")
+SECTIONS = ("throughput", "memory", "startup", "tta", "tuning")
+
+# Steps per timed segment, chosen so a segment lasts ~1-3 s on a 2-core CPU (long enough that
+# timer and scheduling noise is small, short enough that the whole benchmark stays in minutes).
+SEGMENT_STEPS = {"lenet5": 150, "mnist_cnn": 40, "vgg_bn": 15}
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One way of doing the thing measured: a command, and the environment it runs in."""
+
+    label: str
+    argv: tuple[str, ...]
+    env: dict = field(default_factory=dict, hash=False)
+    key: str = ""  # short name for --contender; defaults to the label
+
+
+@dataclass
+class Measurement:
+    """Every round's result for one contender on one task."""
+
+    contender: Contender
+    runs: list[ProcessResult] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def values(self, key: str) -> list[float]:
+        """All per-segment values of ``key`` (a list in each result) or one per round (a number)."""
+        out: list[float] = []
+        for result in self.results:
+            value = result.get(key)
+            out.extend(value if isinstance(value, list) else [value] if value is not None else [])
+        return out
+
+    def median(self, key: str = "images_per_s") -> float | None:
+        values = self.values(key)
+        return statistics.median(values) if values else None
+
+    def median_rss_mb(self) -> float | None:
+        return statistics.median(r.peak_rss_mb for r in self.runs) if self.runs else None
+
+    def median_seconds(self) -> float | None:
+        ok = [r.seconds for r in self.runs if r.returncode == 0]
+        return statistics.median(ok) if ok else None
+
+
+def python_cmd(*args: str) -> tuple[str, ...]:
+    return (sys.executable, *args)
+
+
+def throughput_contenders(model: str, backends: Iterable[str] = ("tensorflow", "jax", "torch")) -> list[Contender]:
+    """Plain Keras, plain PyTorch, cnnlab's default, and cnnlab on each backend, for ``model``."""
+    worker = python_cmd("-m", "cnnlab.bench.worker", "--engine", "cnnlab")
+    contenders = [
+        Contender("plain Keras (TF)", python_cmd(str(BENCHMARKS_DIR / "plain_keras.py")), key="plain-keras"),
+        Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py")), key="plain-torch"),
+        Contender("cnnlab default", worker, key="cnnlab"),
+    ]
+    for backend in backends:
+        contenders.append(Contender(f"cnnlab {backend}", worker + ("--backend", backend), key=f"cnnlab-{backend}"))
+    return contenders
+
+
+CONTENDER_KEYS = tuple(c.key for c in throughput_contenders("lenet5"))
+
+
+def select(contenders: list[Contender], keys: Iterable[str] | None) -> list[Contender]:
+    """The contenders whose key is in ``keys`` (all when ``keys`` is empty)."""
+    keys = list(keys or ())
+    return [c for c in contenders if not keys or (c.key or c.label) in keys]
+
+
+def task_args(model: str, steps: int, repeats: int, warmup_steps: int, data: str = "synthetic") -> tuple[str, ...]:
+    return (
+        "--model", model, "--batch-size", str(REFERENCE_BATCH[model]), "--steps", str(steps),
+        "--repeats", str(repeats), "--warmup-steps", str(warmup_steps), "--data", data,
+    )
+
+
+def alternate(
+    contenders: list[Contender],
+    rounds: int,
+    extra_args: tuple[str, ...] = (),
+    timeout: float = 900,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[Measurement]:
+    """Run every contender once per round, in an order rotated each round; collect the results."""
+    measurements = [Measurement(c) for c in contenders]
+    for round_index in range(rounds):
+        shift = round_index % len(contenders)
+        for m in measurements[shift:] + measurements[:shift]:
+            run = run_process([*m.contender.argv, *extra_args], env=m.contender.env, timeout=timeout)
+            m.runs.append(run)
+            result = parse_result(run.stdout)
+            if run.returncode == 0 and result is not None:
+                m.results.append(result)
+                log(f"  round {round_index + 1}/{rounds}  {m.contender.label:<28} {_brief(result)}")
+            else:
+                m.errors.append(_last_line(run.stderr) or f"exit {run.returncode}")
+                log(f"  round {round_index + 1}/{rounds}  {m.contender.label:<28} FAILED: {m.errors[-1]}")
+    return measurements
+
+
+def _brief(result: dict) -> str:
+    rates = result.get("images_per_s")
+    if rates:
+        return f"{statistics.median(rates):8.0f} images/s"
+    return json.dumps(result)[:80]
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# ----------------------------------------------------------------------------- machine facts
+
+def measure_matmul(rounds: int = 3) -> float:
+    """Median over ``rounds`` fresh processes of :func:`cnnlab.bench.machine.matmul_gflops`."""
+    code = "from cnnlab.bench.machine import matmul_gflops; print(matmul_gflops())"
+    values = []
+    for _ in range(rounds):
+        run = run_process([sys.executable, "-c", code], timeout=300)
+        if run.returncode == 0:
+            values.append(float(run.stdout.strip().splitlines()[-1]))
+    return statistics.median(values) if values else float("nan")
+
+
+def training_flops(models: Iterable[str]) -> dict[str, int]:
+    """Training FLOPs per image = 3 x forward FLOPs (``cnnlab.models.count_flops``), from a subprocess.
+
+    Convention: the backward pass costs about twice the forward (one product for the gradient
+    with respect to the activations, one for the weights), so a training step is ~3x forward.
+    """
+    code = (
+        "import json, sys\n"
+        "from cnnlab.models import create_model, count_flops\n"
+        "from cnnlab.bench.protocol import INPUT_SHAPES\n"
+        "print(json.dumps({m: 3 * count_flops(create_model(m, input_shape=INPUT_SHAPES[m])) for m in sys.argv[1:]}))\n"
+    )
+    run = run_process([sys.executable, "-c", code, *models], timeout=300)
+    if run.returncode != 0:
+        return {}
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- sections
+
+@dataclass
+class Table:
+    """One table of the report: a title, column names, rows, and notes printed under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Budget:
+    """How much work each measurement does; ``quick`` is for smoke runs, not for figures."""
+
+    rounds: int = 3
+    repeats: int = 3
+    warmup_steps: int = 10
+    step_scale: float = 1.0
+
+    @classmethod
+    def quick(cls) -> "Budget":
+        return cls(rounds=1, repeats=2, warmup_steps=3, step_scale=0.25)
+
+    def steps(self, model: str) -> int:
+        return max(2, round(SEGMENT_STEPS[model] * self.step_scale))
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if not a or not b else f"{a / b:.2f}x"
+
+
+def throughput_section(models, budget: Budget, matmul: float, flops: dict, contenders_for=throughput_contenders,
+                       keys: Iterable[str] | None = None, log=print) -> tuple[list[Table], dict]:
+    """Training images/s per network and contender, ratios to the plain baselines, % of matmul, peak RSS."""
+    tables, raw = [], {}
+    for model in models:
+        log(f"throughput: {model} (batch {REFERENCE_BATCH[model]})")
+        contenders = select(contenders_for(model), keys)
+        args = task_args(model, budget.steps(model), budget.repeats, budget.warmup_steps)
+        measurements = alternate(contenders, budget.rounds, args, log=log)
+        raw[model] = measurements
+        by_label = {m.contender.label: m.median() for m in measurements}
+        keras_rate, torch_rate = by_label.get("plain Keras (TF)"), by_label.get("plain PyTorch")
+        table = Table(
+            f"Training throughput: {model}, batch {REFERENCE_BATCH[model]}",
+            ["contender", "images/s (median)", "range", "vs plain Keras", "vs plain PyTorch", "% of matmul rate",
+             "peak RSS MB"],
+        )
+        for m in measurements:
+            rate, values = m.median(), m.values("images_per_s")
+            spread = f"{min(values):,.0f}-{max(values):,.0f}" if values else "failed: " + "; ".join(m.errors[:1])
+            share = None
+            if rate and model in flops and matmul == matmul:  # NaN check: matmul not measured
+                share = 100 * rate * flops[model] / (matmul * 1e9)
+            table.rows.append([
+                m.contender.label, _fmt(rate), spread, _ratio(rate, keras_rate), _ratio(rate, torch_rate),
+                _fmt(share, ".1f"), _fmt(m.median_rss_mb()),
+            ])
+        if model in flops:
+            table.notes.append(f"training FLOPs/image = 3 x forward = {flops[model] / 1e6:,.1f} MFLOP")
+        tables.append(table)
+    return tables, raw
+
+
+MEMORY_STEPS = 20
+
+
+def memory_contenders(model: str, runs_dir: Path) -> list[Contender]:
+    """Training processes on the real data set: the plain baselines, and cnnlab's whole ``train()``."""
+    code = (
+        "import sys, cnnlab\n"
+        "cnnlab.train(model=sys.argv[1], dataset=sys.argv[2], steps=int(sys.argv[3]), batch_size=int(sys.argv[4]),\n"
+        "             runs_dir=sys.argv[5], max_eval_samples=1000, verbose=False)\n"
+    )
+    train_args = (model, DATASETS[model], str(MEMORY_STEPS), str(REFERENCE_BATCH[model]), str(runs_dir))
+    data_args = task_args(model, MEMORY_STEPS, 1, 2, data="real")
+    return [
+        Contender("plain Keras (TF)", python_cmd(str(BENCHMARKS_DIR / "plain_keras.py"), *data_args), key="plain-keras"),
+        Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py"), *data_args), key="plain-torch"),
+        Contender("cnnlab train()", python_cmd("-c", code, *train_args), key="cnnlab"),
+    ]
+
+
+def memory_section(models, budget: Budget, workdir: Path, keys=None, log=print) -> list[Table]:
+    """Peak resident memory of a training process holding the whole real training set."""
+    table = Table(
+        f"Peak memory (RSS) of a training process on the real data set ({MEMORY_STEPS} steps)",
+        ["network", "data set", "contender", "peak RSS MB (median)", "range"],
+    )
+    for model in models:
+        log(f"memory: {model} on {DATASETS[model]}")
+        measurements = alternate(select(memory_contenders(model, workdir), keys), budget.rounds, log=log)
+        for m in measurements:
+            rss = [r.peak_rss_mb for r in m.runs if r.returncode == 0]
+            spread = f"{min(rss):,.0f}-{max(rss):,.0f}" if rss else "failed: " + "; ".join(m.errors[:1])
+            median = statistics.median(rss) if rss else None
+            table.rows.append([model, DATASETS[model], m.contender.label, _fmt(median), spread])
+    table.notes.append("Plain baselines convert the whole training set to float32 up front, as the tutorials do; "
+                       "cnnlab keeps it as uint8 and converts each batch.")
+    return [table]
+
+
+def startup_contenders(predict_args: tuple[str, ...] | None) -> list[Contender]:
+    """Commands whose wall-clock start-up time matters to a user."""
+    cli = python_cmd("-m", "cnnlab")
+    contenders = [
+        Contender("cnnlab --help", cli + ("--help",)),
+        Contender("python -c 'import cnnlab'", python_cmd("-c", "import cnnlab")),
+    ]
+    for backend in ("tensorflow", "jax", "torch"):
+        contenders.append(Contender(f"import keras ({backend})", python_cmd("-c", "import keras"), {"KERAS_BACKEND": backend}))
+    contenders.append(Contender("import tensorflow", python_cmd("-c", "import tensorflow")))
+    contenders.append(Contender("cnnlab info", cli + ("info",)))
+    if predict_args:
+        contenders.append(Contender("cnnlab predict (1 image, incl. model load)", cli + ("predict", *predict_args)))
+    return contenders
+
+
+def prepare_predict_run(workdir: Path) -> tuple[str, ...] | None:
+    """Train a tiny lenet5 run (2 steps) and write one PNG, so ``cnnlab predict`` can be timed."""
+    code = (
+        "import sys, numpy as np\n"
+        "from PIL import Image\n"
+        "import cnnlab\n"
+        "run = cnnlab.train(model='lenet5', dataset='mnist', steps=2, max_train_samples=256, max_eval_samples=256,\n"
+        "                   runs_dir=sys.argv[1], name='predict-bench', verbose=False)\n"
+        "Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)).save(sys.argv[1] + '/digit.png')\n"
+        "print(run.path)\n"
+    )
+    run = run_process([sys.executable, "-c", code, str(workdir)], timeout=600)
+    if run.returncode != 0:
+        return None
+    return (str(workdir / "predict-bench"), str(workdir / "digit.png"))
+
+
+def startup_section(budget: Budget, workdir: Path, log=print) -> list[Table]:
+    log("start-up")
+    predict_args = prepare_predict_run(workdir)
+    measurements = alternate(startup_contenders(predict_args), max(budget.rounds, 3), log=lambda s: None)
+    table = Table("Start-up (wall-clock of a fresh process)", ["command", "seconds (median)", "range", "peak RSS MB"])
+    for m in measurements:
+        ok = [r.seconds for r in m.runs if r.returncode == 0]
+        spread = f"{min(ok):.2f}-{max(ok):.2f}" if ok else "failed: " + "; ".join(m.errors[:1])
+        table.rows.append([m.contender.label, _fmt(m.median_seconds(), ".2f"), spread, _fmt(m.median_rss_mb())])
+        log(f"  {m.contender.label:<44} {_fmt(m.median_seconds(), '.2f')} s")
+    if predict_args is None:
+        table.notes.append("cnnlab predict not measured: the tiny run it needs could not be trained here.")
+    return [table]
+
+
+def tuning_contenders(model: str) -> list[Contender]:
+    """The runtime choices docs/performance.md decides between, on the TensorFlow backend and the others.
+
+    Each varies one thing from Keras's defaults (``fit``, float32 input, no XLA on a CPU,
+    TensorFlow's own thread pools), so its effect can be read off the table.
+    """
+    worker = python_cmd("-m", "cnnlab.bench.worker")
+    tf_default_threads = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0"}  # 0 = TF decides
+    return [
+        Contender("plain Keras (TF)", python_cmd(str(BENCHMARKS_DIR / "plain_keras.py"))),
+        Contender("tf fit, TF thread defaults", worker + ("--engine", "fit"), tf_default_threads),
+        Contender("tf fit, intra 2 inter 1", worker + ("--engine", "fit")),
+        Contender("tf fit, intra 1 inter 1", worker + ("--engine", "fit"), {"CNNLAB_THREADS": "1"}),
+        Contender("tf fit, intra 2 inter 2", worker + ("--engine", "fit"), {"TF_NUM_INTEROP_THREADS": "2"}),
+        Contender("tf fit, oneDNN off", worker + ("--engine", "fit"), {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+        Contender("tf fit, XLA", worker + ("--engine", "fit", "--jit", "on")),
+        Contender("tf fit, XLA, spe 8", worker + ("--engine", "fit", "--jit", "on", "--spe", "8")),
+        Contender("tf fit, XLA, spe 8, uint8 in", worker + ("--engine", "fit", "--jit", "on", "--spe", "8", "--input", "uint8")),
+        Contender("tf train_on_batch", worker + ("--engine", "train_on_batch")),
+        Contender("tf train_on_batch, XLA", worker + ("--engine", "train_on_batch", "--jit", "on")),
+        Contender("cnnlab engine (tf)", worker + ("--engine", "cnnlab", "--backend", "tensorflow")),
+        Contender("jax fit", worker + ("--engine", "fit", "--backend", "jax")),
+        Contender("jax fit, spe 8, uint8 in", worker + ("--engine", "fit", "--backend", "jax", "--spe", "8", "--input", "uint8")),
+        Contender("jax train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "jax")),
+        Contender("torch train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "torch")),
+        Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py"))),
+    ]
+
+
+def tuning_section(models, budget: Budget, matmul: float, flops: dict, log=print) -> list[Table]:
+    tables, _ = throughput_section(models, budget, matmul, flops, contenders_for=tuning_contenders, log=log)
+    for table in tables:
+        table.title = "Tuning: " + table.title
+    return tables
+
+
+# ----------------------------------------------------------------------------- report
+
+def render_markdown(command: str, machine: dict, matmul: float, tables: list[Table], matmul_rounds: int = 3) -> str:
+    """docs/benchmarks.md: how it was produced, on what, then the tables."""
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by the benchmark harness; do not edit by hand. Reproduce with:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- Device: **{machine['device']}**; CPU: {machine['cpu']}, {machine['cores']} cores usable, "
+        f"{machine['memory_gb']} GB RAM; {machine['os']}, Python {machine['python']}",
+        f"- Libraries: {versions}",
+        f"- Measured single-precision matrix-multiply rate (NumPy 2048x2048 float32, median of {matmul_rounds} "
+        f"fresh process(es) x 7 products): **{matmul:,.1f} GFLOP/s**",
+        "- Method: every contender runs in its own fresh process; contenders alternate round by round in "
+        "a rotated order; figures are medians over rounds and timed segments, ranges are min-max; "
+        "synthetic uint8 images of the right shape (throughput does not depend on pixel values). "
+        "Training FLOPs/image = 3 x forward FLOPs (`cnnlab.models.count_flops`, a multiply-add = 2).",
+        "",
+        "See docs/performance.md for what these figures decided.",
+    ]
+    for table in tables:
+        lines += ["", f"## {table.title}", "", "| " + " | ".join(table.columns) + " |",
+                  "|" + "|".join("---" for _ in table.columns) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+        if table.notes:
+            lines += [""] + [f"{note}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def print_tables(tables: list[Table], log=print) -> None:
+    for table in tables:
+        widths = [max(len(str(x)) for x in col) for col in zip(table.columns, *table.rows)]
+        log("")
+        log(table.title)
+        log("  ".join(c.ljust(w) for c, w in zip(table.columns, widths)))
+        for row in table.rows:
+            log("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        for note in table.notes:
+            log(note)
+
+
+def run_benchmark(
+    only: Iterable[str] | None = None,
+    quick: bool = False,
+    out: str | Path | None = None,
+    models: Iterable[str] = NETWORKS,
+    budget: Budget | None = None,
+    contenders: Iterable[str] | None = None,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> str:
+    """Run the selected sections, print the tables, write the markdown report to ``out``; return it."""
+    import tempfile
+
+    from cnnlab.bench.machine import machine_info
+    from cnnlab.errors import ConfigError
+    from cnnlab.io import atomic_write_text
+
+    sections = list(only or ("throughput", "startup"))
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"--only: unknown section {unknown[0]!r}; expected one of {', '.join(SECTIONS)}")
+    models = list(models)
+    bad = [m for m in models if m not in SEGMENT_STEPS]
+    if bad:
+        raise ConfigError(f"--model: no benchmark task for {bad[0]!r}; expected one of {', '.join(SEGMENT_STEPS)}")
+    budget = budget or (Budget.quick() if quick else Budget())
+    contenders = list(contenders or ())
+    if any(k not in CONTENDER_KEYS for k in contenders):
+        wrong = next(k for k in contenders if k not in CONTENDER_KEYS)
+        raise ConfigError(f"--contender: unknown contender {wrong!r}; expected one of {', '.join(CONTENDER_KEYS)}")
+    machine = machine_info()
+    log(f"device: {machine['device']}; CPU: {machine['cpu']}, {machine['cores']} cores")
+    matmul_rounds = 1 if quick else 3
+    matmul = measure_matmul(matmul_rounds)
+    log(f"matmul rate: {matmul:,.1f} GFLOP/s")
+    needs_flops = any(s in sections for s in ("throughput", "tuning"))
+    flops = training_flops(models) if needs_flops else {}
+    tables: list[Table] = []
+    if "throughput" in sections:
+        tables += throughput_section(models, budget, matmul, flops, keys=contenders, log=log)[0]
+    if "memory" in sections:
+        with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as workdir:
+            tables += memory_section(models, budget, Path(workdir), keys=contenders, log=log)
+    if "tuning" in sections:
+        tables += tuning_section(models, budget, matmul, flops, log=log)
+    if "startup" in sections:
+        with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as workdir:
+            tables += startup_section(budget, Path(workdir), log=log)
+    if "tta" in sections:
+        from cnnlab.bench.tta import tta_section
+
+        tables += tta_section(budget, log=log)
+    print_tables(tables, log=log)
+    command = command or "cnnlab bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = render_markdown(command, machine, matmul, tables, matmul_rounds)
+    if out:
+        atomic_write_text(out, report)
+        log(f"wrote {out}")
+    return report

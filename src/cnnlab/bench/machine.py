@@ -1,0 +1,96 @@
+"""What the benchmark ran on, and how fast that machine multiplies matrices.
+
+Throughput figures only mean something next to the hardware that produced them, so every report
+carries :func:`machine_info` (CPU model, cores, backend versions, accelerators), and the
+training rates are also given as a fraction of :func:`matmul_gflops`, the single-precision
+matrix-multiply rate measured on the same machine in the same invocation. A large square
+float32 ``A @ B`` is the best case for any BLAS (arithmetic intensity ~ n/3 flop per byte), so
+it is a practical "peak" for what convolution and dense layers can reach on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from importlib import metadata
+
+import numpy as np
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 7, dtype=np.float32) -> float:
+    """Median GFLOP/s of an ``n x n`` by ``n x n`` float32 product with NumPy's BLAS.
+
+    A product of two n x n matrices is n^3 multiply-adds = ``2 n^3`` FLOPs. One untimed product
+    first (BLAS thread start-up, page faults), then the median of ``repeats`` timed ones, because
+    the median ignores the odd repeat that lost the CPU to another process.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+    b = rng.standard_normal((n, n), dtype=np.float32).astype(dtype)
+    out = np.empty((n, n), dtype=dtype)
+    np.matmul(a, b, out=out)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        seconds.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(seconds) / 1e9
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``lscpu``'s "Model name"), else ``platform.processor()``."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name":
+            return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs seen by ``nvidia-smi`` (empty on CPU-only machines), without importing a framework."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def machine_info() -> dict:
+    """CPU, cores, memory, accelerators and library versions, read without importing any framework."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        mem_kb = 0
+    gpus = gpu_names()
+    return {
+        "cpu": cpu_model(),
+        "cores": usable,
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "device": ", ".join(gpus) if gpus else "CPU",
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "versions": {
+            name: _version(name) for name in ("numpy", "keras", "tensorflow", "jax", "jaxlib", "torch")
+        },
+    }

@@ -1,0 +1,103 @@
+"""Time to accuracy: wall-clock training time until a network first reaches a target accuracy.
+
+Contenders per task:
+
+* plain Keras: ``benchmarks/plain_keras.py --target-accuracy T`` trains epoch by epoch with
+  ``model.fit`` and evaluates the test set after each epoch (evaluation time not counted);
+* cnnlab: ``cnnlab.train(recipe=...)`` for the reference recipe and for the fast recipe; the
+  figure is the run's own clock (``history.csv`` seconds of the first epoch whose validation
+  accuracy reaches the target) and its final test accuracy and total seconds (``metrics.json``).
+
+Each contender runs ``budget.rounds`` times with seeds 0, 1, 2, ... (accuracy is a mean over
+seeds, with the spread). These runs take minutes each: ``--only tta`` is never part of the
+default benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.bench.harness import BENCHMARKS_DIR, Budget, Contender, Table, _fmt, python_cmd
+from cnnlab.bench.process import run_process
+from cnnlab.bench.protocol import parse_result
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    target: float
+    plain_model: str  # the reference network plain Keras trains
+    recipes: tuple[str, ...]  # cnnlab recipes: the reference one, then the fast one
+    max_epochs: int
+
+
+TASKS = (
+    Task("mnist", 0.99, "lenet5", ("lenet5-mnist", "fast-mnist"), max_epochs=10),
+    Task("fashion_mnist", 0.92, "mnist_cnn", ("fast-fashion-mnist",), max_epochs=30),
+    Task("cifar10_jpg", 0.80, "vgg_bn", ("vgg-bn-cifar10", "fast-cifar10"), max_epochs=50),
+)
+
+# Drives cnnlab.train in a fresh process and prints the run's clock and accuracies as one result line.
+_CNNLAB_DRIVER = """
+import json, sys
+import cnnlab
+from cnnlab.bench.protocol import emit
+recipe, target, seed, runs_dir = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+run = cnnlab.train(recipe=recipe, seed=seed, runs_dir=runs_dir, verbose=False)
+reached = [row["seconds"] for row in run.history if (row.get("val_accuracy") or 0) >= target]
+emit({"seconds_to_target": reached[0] if reached else None, "test_accuracy": run.metrics["accuracy"],
+      "train_seconds": run.metrics["seconds"]})
+"""
+
+
+def tta_contenders(task: Task, seed: int, runs_dir: Path) -> list[Contender]:
+    plain = python_cmd(
+        str(BENCHMARKS_DIR / "plain_keras.py"), "--model", task.plain_model, "--data", "real",
+        "--dataset", task.dataset, "--target-accuracy", str(task.target), "--max-epochs", str(task.max_epochs),
+        "--seed", str(seed),
+    )
+    contenders = [Contender(f"plain Keras {task.plain_model}", plain, key="plain-keras")]
+    for recipe in task.recipes:
+        argv = python_cmd("-c", _CNNLAB_DRIVER, recipe, str(task.target), str(seed), str(runs_dir))
+        contenders.append(Contender(f"cnnlab --recipe {recipe}", argv, key="cnnlab"))
+    return contenders
+
+
+def tta_section(budget: Budget, tasks=TASKS, log=print) -> list[Table]:
+    """One table row per task and contender: time to target, final test accuracy (mean, spread over seeds)."""
+    table = Table(
+        "Time to accuracy (training wall-clock; accuracy = mean over seeds, spread = min-max)",
+        ["data set", "target", "contender", "seconds to target (median)", "test accuracy", "train seconds", "ratio"],
+    )
+    for task in tasks:
+        log(f"time to accuracy: {task.dataset} >= {task.target:.0%}")
+        results: dict[str, list[dict]] = {}
+        with tempfile.TemporaryDirectory(prefix="cnnlab-tta-") as runs_dir:
+            for seed in range(budget.rounds):
+                for contender in tta_contenders(task, seed, Path(runs_dir)):
+                    run = run_process(list(contender.argv), env=contender.env, timeout=4 * 3600)
+                    result = parse_result(run.stdout)
+                    results.setdefault(contender.label, []).append(result or {"error": run.stderr[-200:]})
+                    log(f"  seed {seed}  {contender.label:<36} {json.dumps(result)[:120] if result else 'FAILED'}")
+        plain_time = _median_of(results.get(next(iter(results)), []), "seconds_to_target")
+        for label, rows in results.items():
+            seconds = _median_of(rows, "seconds_to_target")
+            accuracies = [r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None]
+            acc = (f"{statistics.mean(accuracies):.4f} ({min(accuracies):.4f}-{max(accuracies):.4f})"
+                   if accuracies else "failed")
+            ratio = f"{plain_time / seconds:.1f}x faster" if seconds and plain_time else "n/a"
+            table.rows.append([task.dataset, f"{task.target:.2%}", label, _fmt(seconds, ".1f"), acc,
+                               _fmt(_median_of(rows, "train_seconds"), ".1f"), ratio])
+    table.notes.append("plain Keras: test accuracy after each epoch, evaluation time excluded; cnnlab: the run's "
+                       "clock at the end of the first epoch whose validation accuracy reached the target.")
+    return [table]
+
+
+def _median_of(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(values) if values else None

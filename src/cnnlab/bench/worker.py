@@ -1,0 +1,119 @@
+"""The cnnlab contender: one training configuration, timed, in its own process.
+
+``python -m cnnlab.bench.worker --model mnist_cnn --backend jax --engine fit --jit on --spe 8``
+
+Until :mod:`cnnlab.training` exposes its training step, this worker measures the Keras-level ways
+cnnlab could train, so the choice can be made by measurement (docs/performance.md):
+
+* ``--engine fit``: ``model.fit`` on in-memory arrays, ``--spe`` steps per execution;
+* ``--engine train_on_batch``: a Python loop calling ``model.train_on_batch``;
+* ``--engine cnnlab``: cnnlab's own training step, :class:`cnnlab.training.engines.KerasEngine`
+  (``train_batch`` on float32 batches converted from uint8 per batch, as its training loop does),
+  with cnnlab's defaults for everything not given on the command line;
+* ``--jit``: ``jit_compile`` for ``compile`` (``auto`` is Keras's default: XLA off on a CPU-only
+  TensorFlow, on for JAX, off for torch);
+* ``--input uint8``: feed uint8 images and convert to float32 inside the model, per batch
+  (4x less memory traffic in the input pipeline), instead of a float32 copy of the data set.
+
+The model comes from :func:`cnnlab.models.create_model` (logits; loss ``from_logits=True``).
+Thread settings come from the environment the harness gives the process, through
+:func:`cnnlab.backend.configure`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from cnnlab.bench.protocol import LEARNING_RATES, NUM_CLASSES, emit, load_images, parse_args, time_segments
+
+
+def _extra_options(parser) -> None:
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None)
+    parser.add_argument("--engine", choices=("fit", "train_on_batch", "cnnlab"), default="fit")
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--spe", type=int, default=1, help="steps_per_execution")
+    parser.add_argument("--input", choices=("float32", "uint8"), default="float32")
+
+
+def build_model(name: str, keras, uint8_input: bool):
+    """cnnlab's model ``name``; with ``uint8_input`` wrapped so it takes uint8 images and scales them."""
+    from cnnlab.models import create_model
+
+    from cnnlab.bench.protocol import INPUT_SHAPES
+
+    shape = INPUT_SHAPES[name]
+    net = create_model(name, input_shape=shape, num_classes=NUM_CLASSES)
+    if not uint8_input:
+        return net
+    inputs = keras.Input(shape, dtype="uint8")
+    scaled = keras.layers.Rescaling(1.0 / 255.0)(inputs)  # casts to float32, then scales: once per batch
+    return keras.Model(inputs, net(scaled), name=name)
+
+
+def cnnlab_engine(args, x_uint8, y):
+    """A function training cnnlab's KerasEngine on the first ``count`` images, batch by batch."""
+    from cnnlab.training.config import TrainConfig
+    from cnnlab.training.engines import KerasEngine
+
+    config = TrainConfig(model=args.model, dataset="synthetic", batch_size=args.batch_size,
+                         optimizer="adam", lr=LEARNING_RATES[args.model])
+    engine = KerasEngine(config, x_uint8.shape[1:], NUM_CLASSES, total_steps=10**6)
+
+    def train(count: int) -> None:
+        for start in range(0, count, args.batch_size):
+            batch = slice(start, start + args.batch_size)
+            engine.train_batch(x_uint8[batch].astype("float32") / 255.0, y[batch])
+
+    return engine.keras_model(), train
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], extra=_extra_options)
+    started = time.perf_counter()
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    from cnnlab._keras import keras
+
+    images = args.steps * args.batch_size
+    x_uint8, y = load_images(args.model, max(images, args.warmup_steps * args.batch_size), args.data)
+    if args.engine == "cnnlab":
+        model, train = cnnlab_engine(args, x_uint8, y)
+    else:
+        model, train = keras_engine(args, keras, x_uint8, y)
+    train(args.warmup_steps * args.batch_size)
+    warmup_s = time.perf_counter() - started
+    rates = time_segments(lambda: train(images), images, args.repeats)
+    emit({
+        "contender": "cnnlab-worker", "backend": keras.backend.backend(), "engine": args.engine, "jit": args.jit,
+        "spe": args.spe, "input": args.input, "jit_resolved": str(getattr(model, "jit_compile", None)),
+        "images_per_s": rates, "warmup_s": warmup_s,
+    })
+
+
+def keras_engine(args, keras, x_uint8, y):
+    """A model compiled as the options say, and a function training it on the first ``count`` images."""
+    x = x_uint8 if args.input == "uint8" else x_uint8.astype("float32") / 255.0
+    model = build_model(args.model, keras, args.input == "uint8")
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATES[args.model]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.jit],
+        steps_per_execution=args.spe,
+    )
+
+    def train(count: int) -> None:
+        if args.engine == "fit":
+            model.fit(x[:count], y[:count], batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True)
+        else:
+            for start in range(0, count, args.batch_size):
+                batch = slice(start, start + args.batch_size)
+                out = model.train_on_batch(x[batch], y[batch], return_dict=True)
+                float(out["loss"]), float(out["accuracy"])  # as a training loop that logs every step would
+
+    return model, train
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""``cnnlab bench``: training throughput, memory, start-up and time to accuracy against the plain way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+SECTIONS_HELP = "throughput | memory | startup | tta | tuning (repeatable). Default: throughput and startup."
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(bench)
+
+
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="One round, short segments: a smoke run, not figures to quote."),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="SECTION", help=SECTIONS_HELP),
+    model: Optional[List[str]] = typer.Option(None, "--model", metavar="NAME", help="lenet5, mnist_cnn, vgg_bn (repeatable). Default: all three."),
+    contender: Optional[List[str]] = typer.Option(
+        None, "--contender", metavar="KEY",
+        help="plain-keras, plain-torch, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch (repeatable). Default: all.",
+    ),
+    rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of alternation (default 3, --quick 1)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the markdown report here, e.g. docs/benchmarks.md."),
+) -> None:
+    """Compare cnnlab with plain Keras and plain PyTorch, side by side, in fresh processes.
+
+    Contenders alternate round by round; the tables give medians and ratios, the machine it ran on, and its measured matrix-multiply rate. See docs/benchmarks.md and docs/performance.md.
+    """
+    import shlex
+    import sys
+
+    from cnnlab.bench.harness import NETWORKS, Budget, run_benchmark
+
+    budget = Budget.quick() if quick else Budget()
+    if rounds is not None:
+        budget.rounds = rounds
+    command = "cnnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    run_benchmark(only=only, quick=quick, out=out, models=model or NETWORKS, budget=budget, contenders=contender,
+                  command=command,
+                  log=typer.echo)

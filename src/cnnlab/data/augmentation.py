@@ -1,0 +1,145 @@
+"""Random image augmentation on uint8 batches, vectorised over the batch with NumPy.
+
+The parameters follow Keras's ``ImageDataGenerator`` (seed 2 uses ``width_shift_range=0.2,
+height_shift_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest"``):
+
+- ``shift`` s: translate by up to s * width horizontally and s * height vertically, uniformly.
+- ``zoom`` z: scale each axis by an independent factor in [1 - z, 1 + z] (factor > 1 zooms out).
+- ``rotation`` r: rotate by an angle in [-r, r] degrees.
+- ``flip``: mirror left-right with probability 1/2.
+- ``crop_padding`` p: pad p black pixels on each side and crop a random window of the original
+  size (the CIFAR recipe of He et al. 2016, "Deep residual learning", sec. 4.2).
+- ``fill``: how points outside the image are filled, as in Keras / ``scipy.ndimage``:
+  ``nearest`` (aaaa|abcd|dddd), ``reflect`` (dcba|abcd|dcba), ``wrap`` (abcd|abcd|abcd) or
+  ``constant`` (black).
+
+How: for every output pixel of every image the source coordinate is computed at once, as arrays
+of shape (N, H, W), from a per-image affine matrix about the image centre (the inverse mapping
+``scipy.ndimage.affine_transform`` uses), then the batch is gathered with one fancy index,
+nearest-neighbour. No Python loop over images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.errors import DataError
+
+FILL_MODES = ("nearest", "reflect", "wrap", "constant")
+
+
+class Augmentation:
+    """Random shift / zoom / rotation / flip / pad-and-crop, applied as ``aug(x_uint8, rng)``."""
+
+    def __init__(self, shift: float = 0.0, zoom: float = 0.0, rotation: float = 0.0, flip: bool = False,
+                 crop_padding: int = 0, fill: str = "nearest"):
+        if fill not in FILL_MODES:
+            raise DataError(f"fill: expected one of {', '.join(FILL_MODES)}, got {fill!r}")
+        if not 0 <= float(shift) < 1:
+            raise DataError(f"shift: expected a fraction of the image size in [0, 1), got {shift}")
+        if not 0 <= float(zoom) < 1:
+            raise DataError(f"zoom: expected a value in [0, 1), got {zoom}")
+        if not 0 <= float(rotation) <= 180:
+            raise DataError(f"rotation: expected degrees in [0, 180], got {rotation}")
+        if int(crop_padding) < 0:
+            raise DataError(f"crop_padding: expected a non-negative number of pixels, got {crop_padding}")
+        self.shift = float(shift)
+        self.zoom = float(zoom)
+        self.rotation = float(rotation)
+        self.flip = bool(flip)
+        self.crop_padding = int(crop_padding)
+        self.fill = fill
+
+    @property
+    def enabled(self) -> bool:
+        """False when every transformation is off (the call then returns a copy of its input)."""
+        return bool(self.shift or self.zoom or self.rotation or self.flip or self.crop_padding)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """A randomly transformed copy of the uint8 batch ``x`` (N, H, W, C)."""
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise DataError(f"augmentation: expected a batch (N, H, W, C), got shape {x.shape}")
+        if not self.enabled or len(x) == 0:
+            return x.copy()
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        n, h, w = x.shape[:3]
+        rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+        rows = np.broadcast_to(rows, (n, h, w))
+        cols = np.broadcast_to(cols, (n, h, w))
+        inside = np.ones((n, h, w), bool)
+
+        if self.crop_padding:
+            # Window offset in the padded image, minus the padding: an integer shift in [-p, p];
+            # pixels that come from the padding are black whatever the fill mode.
+            p = self.crop_padding
+            dr, dc = rng.integers(-p, p + 1, size=(2, n, 1, 1))
+            rows, cols = rows + dr, cols + dc
+            inside &= (rows >= 0) & (rows <= h - 1) & (cols >= 0) & (cols <= w - 1)
+
+        if self.shift or self.zoom or self.rotation:
+            rows, cols = self._affine_source(rows, cols, h, w, rng)
+
+        if self.flip:
+            mirrored = rng.random(n) < 0.5
+            cols = np.where(mirrored[:, None, None], (w - 1) - cols, cols)
+
+        r = np.rint(rows).astype(np.intp)
+        c = np.rint(cols).astype(np.intp)
+        if self.fill == "constant":
+            inside &= (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        r, c = _fill_index(r, h, self.fill), _fill_index(c, w, self.fill)
+        out = x[np.arange(n)[:, None, None], r, c]
+        out[~inside] = 0
+        return out
+
+    def _affine_source(self, rows, cols, h, w, rng):
+        """Source coordinates of each output pixel under a random rotation, zoom and shift."""
+        n = rows.shape[0]
+        theta = np.deg2rad(rng.uniform(-self.rotation, self.rotation, n)) if self.rotation else np.zeros(n)
+        if self.zoom:
+            zr, zc = rng.uniform(1 - self.zoom, 1 + self.zoom, size=(2, n))
+        else:
+            zr = zc = np.ones(n)
+        if self.shift:
+            tr = rng.uniform(-self.shift, self.shift, n) * h
+            tc = rng.uniform(-self.shift, self.shift, n) * w
+        else:
+            tr = tc = np.zeros(n)
+        cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
+        zr, zc = zr[:, None, None], zc[:, None, None]
+        cr, cc = (h - 1) / 2.0, (w - 1) / 2.0
+        dr, dc = rows - cr, cols - cc
+        # [r', c'] = R(theta) @ diag(zr, zc) @ [dr, dc] + centre + t, as Keras composes them.
+        src_r = cos * zr * dr - sin * zc * dc + cr + tr[:, None, None]
+        src_c = sin * zr * dr + cos * zc * dc + cc + tc[:, None, None]
+        return src_r, src_c
+
+    def to_dict(self) -> dict:
+        return {"shift": self.shift, "zoom": self.zoom, "rotation": self.rotation, "flip": self.flip,
+                "crop_padding": self.crop_padding, "fill": self.fill}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Augmentation":
+        data = dict(data or {})
+        unknown = set(data) - set(cls().to_dict())
+        if unknown:
+            raise DataError(f"augmentation: unknown setting(s) {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Augmentation) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"Augmentation({args})"
+
+
+def _fill_index(index: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Map integer coordinates outside [0, size) back inside, per fill mode (constant: clipped, masked later)."""
+    if mode == "wrap":
+        return np.mod(index, size)
+    if mode == "reflect":
+        period = np.mod(index, 2 * size)
+        return np.where(period >= size, 2 * size - 1 - period, period)
+    return np.clip(index, 0, size - 1)

@@ -1,0 +1,140 @@
+"""From uint8 images to the float32 network input, stored with the run so prediction repeats it.
+
+Normalisations:
+- ``unit``: x / 255 (seeds 1 and 2).
+- ``standardize``: per channel, (x/255 - mean_c) / std_c with statistics of the training split
+  (the usual CIFAR practice).
+- ``center``: seed 3's ``(X - mean_vals) / std_val`` with ``mean_vals = np.mean(X_train, axis=0)``
+  (a per-pixel mean image) and ``std_val = np.std(X_train)`` (one global value), on 0..255.
+- ``none``: x as float32.
+
+``pad`` adds black (0) pixels on every side *before* normalising, as LeNet-5 is fed 28x28 MNIST
+digits centred in a 32x32 field (LeCun et al. 1998, "Gradient-based learning applied to
+document recognition", sec. II.A).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from cnnlab.errors import DataError
+
+NORMALIZATIONS = ("unit", "standardize", "center", "none")
+_EPS = 1e-7  # keeps a constant channel from dividing by zero
+
+
+class Preprocessing:
+    """Pad and normalise uint8 NHWC batches; fit statistics on the training split only."""
+
+    def __init__(self, image_size: Sequence[int] | None = None, channels: int | None = None, pad: int = 0,
+                 normalize: str = "unit", mean: Any = None, std: Any = None):
+        if normalize not in NORMALIZATIONS:
+            raise DataError(f"normalize: expected one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+        if int(pad) < 0:
+            raise DataError(f"pad: expected a non-negative number of pixels, got {pad}")
+        if channels is not None and int(channels) not in (1, 3):
+            raise DataError(f"channels: expected 1 or 3, got {channels}")
+        self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
+        self.channels = None if channels is None else int(channels)
+        self.pad = int(pad)
+        self.normalize = normalize
+        self.mean = None if mean is None else np.asarray(mean, np.float32)
+        self.std = None if std is None else np.asarray(std, np.float32)
+
+    @property
+    def needs_fit(self) -> bool:
+        return self.normalize in ("standardize", "center") and self.mean is None
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        if self.image_size is None or self.channels is None:
+            raise DataError("preprocessing: image_size and channels are unknown until fit() sees the data")
+        h, w = self.image_size
+        return (h + 2 * self.pad, w + 2 * self.pad, self.channels)
+
+    def fit(self, x: np.ndarray) -> "Preprocessing":
+        """Take image size, channels and (for standardize/center) statistics from training images."""
+        x = self._check(x, fitting=True)
+        values = x.astype(np.float64)
+        if self.normalize == "standardize":
+            scaled = values / 255.0
+            self.mean = scaled.mean(axis=(0, 1, 2)).astype(np.float32)
+            self.std = scaled.std(axis=(0, 1, 2)).astype(np.float32)
+        elif self.normalize == "center":
+            self.mean = values.mean(axis=0).astype(np.float32)
+            self.std = np.asarray(values.std(), np.float32)
+        return self
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, C) -> float32 (N, H + 2 pad, W + 2 pad, C)."""
+        x = self._check(x)
+        if self.needs_fit:
+            raise DataError(f"preprocessing: normalize={self.normalize!r} needs fit() on the training images first")
+        if self.pad:
+            p = self.pad
+            x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        out = x.astype(np.float32)
+        if self.normalize == "unit":
+            out *= np.float32(1.0 / 255.0)
+        elif self.normalize == "standardize":
+            out *= np.float32(1.0 / 255.0)
+            out -= self.mean
+            out /= self.std + np.float32(_EPS)
+        elif self.normalize == "center":
+            mean = self.mean
+            if self.pad:  # the padding is black in every training image, so its mean is 0
+                p = self.pad
+                mean = np.pad(mean, ((p, p), (p, p), (0, 0)))
+            out -= mean
+            out /= self.std + np.float32(_EPS)
+        return out
+
+    def load_images(self, paths: Iterable) -> np.ndarray:
+        """Decode image files (any Pillow format, mode or bit depth) to uint8 at image_size, channels."""
+        from cnnlab.data.images import load_image_files
+
+        return load_image_files(paths, self.image_size, self.channels)
+
+    def _check(self, x: np.ndarray, fitting: bool = False) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 3 and (self.channels in (None, 1)):
+            x = x[..., np.newaxis]  # (N, H, W) grayscale
+        if x.dtype != np.uint8 or x.ndim != 4:
+            raise DataError(f"preprocessing: expected uint8 images (N, H, W, C), got {x.dtype} {x.shape}")
+        size, channels = (x.shape[1], x.shape[2]), x.shape[3]
+        if fitting and self.image_size is None:
+            self.image_size = size
+        if fitting and self.channels is None:
+            self.channels = channels
+        if self.image_size is not None and size != self.image_size or self.channels is not None and channels != self.channels:
+            raise DataError(f"preprocessing: expected images of {self.image_size} with {self.channels} channel(s), "
+                            f"got {size} with {channels}")
+        return x
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready settings and statistics (lists, not arrays)."""
+        return {
+            "image_size": None if self.image_size is None else list(self.image_size),
+            "channels": self.channels,
+            "pad": self.pad,
+            "normalize": self.normalize,
+            "mean": None if self.mean is None else self.mean.tolist(),
+            "std": None if self.std is None else self.std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessing":
+        known = {"image_size", "channels", "pad", "normalize", "mean", "std"}
+        unknown = set(data) - known
+        if unknown:
+            raise DataError(f"preprocessing: unknown setting(s) {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Preprocessing) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return (f"Preprocessing(image_size={self.image_size}, channels={self.channels}, pad={self.pad}, "
+                f"normalize={self.normalize!r})")

@@ -1,0 +1,60 @@
+"""Running a trained network on raw images: the shared path of evaluation, prediction and export.
+
+Every cnnlab model returns logits (docs/architecture.md, "Models"); probabilities are the softmax
+of those logits, computed here in float64 so that a few near-equal logits do not round to the
+same probability.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+from scipy.special import softmax as _scipy_softmax
+
+if TYPE_CHECKING:  # imported for type names only; loading them pulls in Keras
+    from cnnlab.training import Run
+
+RunLike = Union["Run", str, os.PathLike]
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def open_run(run_or_path: RunLike) -> "Run":
+    """Load the run folder at ``run_or_path``; anything that is not a path is taken to be a loaded run.
+
+    ``Run.load`` raises :class:`~cnnlab.errors.RunError` naming the folder when it is not a run.
+    """
+    if not isinstance(run_or_path, (str, os.PathLike)):
+        return run_or_path
+    from cnnlab.training import Run
+
+    return Run.load(run_or_path)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (SciPy subtracts the row maximum first, so it cannot overflow)."""
+    return _scipy_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+
+
+def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """Logits of ``model`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training.
+
+    Batches are preprocessed one at a time, so a large test split never exists in memory as
+    float32 all at once.
+    """
+    if batch_size < 1:
+        from cnnlab.errors import ConfigError
+
+        raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
+    from cnnlab._keras import keras
+
+    # A plain call, not predict(): no progress bar, and no tf.function retraced for every batch shape.
+    outputs = [
+        keras.ops.convert_to_numpy(model(preprocessing(images[start : start + batch_size]), training=False))
+        for start in range(0, len(images), batch_size)
+    ]
+    if not outputs:
+        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32, copy=False)

@@ -1,0 +1,149 @@
+"""Checkpoints that survive ``kill -9`` at any instant.
+
+A checkpoint is a folder ``checkpoints/ckpt-<step>/`` holding
+
+* ``model.keras``: the network as a Keras model (loadable on its own; what ``Run.model`` uses),
+* ``state.npz``: the engine's full resumable state (weights, optimizer slots and step counter,
+  dropout seed-generator states),
+
+and a small JSON *pointer*, ``checkpoints/latest.json`` or ``checkpoints/best.json``, naming
+the folder and carrying the loop's counters, history and early-stopping state.
+
+Writing order, each step atomic: files into ``.tmp-ckpt-<step>/``, fsync, rename the folder to
+``ckpt-<step>/``, atomically replace the pointer, then delete folders no pointer names. A kill
+between any two steps leaves the previous pointer naming a complete folder, so the run is
+always loadable; leftovers (``.tmp-*``, orphans) are removed by the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import RunError
+from cnnlab.io import atomic_write_json
+
+KINDS = ("latest", "best")
+
+
+def checkpoint_dir(run_path: Path) -> Path:
+    return Path(run_path) / "checkpoints"
+
+
+def save_checkpoint(run_path: Path, engine, state: dict[str, Any], kinds=("latest",)) -> Path:
+    """Write the engine and ``state`` (JSON-able loop state) as one checkpoint, pointed to by ``kinds``."""
+    folder = checkpoint_dir(run_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"ckpt-{int(state['step']):08d}-e{int(state['epoch']):04d}-b{int(state['batch']):06d}"
+    final = folder / name
+    if not final.is_dir():
+        tmp = folder / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        engine.keras_model().save(tmp / "model.keras")
+        np.savez(tmp / "state.npz", **engine.get_state())
+        for file in tmp.iterdir():
+            _fsync(file)
+        os.replace(tmp, final)
+        _fsync_dir(folder)
+    for kind in kinds:
+        atomic_write_json(folder / f"{kind}.json", {**state, "dir": name})
+    _remove_unreferenced(folder)
+    return final
+
+
+def read_pointer(run_path: Path, kind: str = "latest") -> dict | None:
+    """The loop state stored with checkpoint ``kind``, or None if the run has none yet."""
+    path = checkpoint_dir(run_path) / f"{kind}.json"
+    if not path.is_file():
+        return None
+    try:
+        pointer = json.loads(path.read_text())
+        (checkpoint_dir(run_path) / pointer["dir"]).resolve(strict=True)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise RunError(f"{path}: corrupt checkpoint pointer ({type(exc).__name__})") from None
+    return pointer
+
+
+def load_state_arrays(run_path: Path, kind: str = "latest") -> tuple[dict, dict[str, np.ndarray]]:
+    """(loop state, engine arrays) of checkpoint ``kind``; RunError if missing or unreadable."""
+    pointer = _require(run_path, kind)
+    path = checkpoint_dir(run_path) / pointer["dir"] / "state.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise RunError(f"{path}: corrupt checkpoint ({_reason(exc)})") from None
+    return pointer, arrays
+
+
+def load_checkpoint_model(run_path: Path, kind: str = "latest"):
+    """The Keras model of checkpoint ``kind`` (not compiled)."""
+    from cnnlab._keras import keras
+
+    pointer = _require(run_path, kind)
+    path = checkpoint_dir(run_path) / pointer["dir"] / "model.keras"
+    return load_keras_file(path)
+
+
+def load_keras_file(path: Path):
+    """``keras.saving.load_model(path, compile=False)``, turning a damaged file into a RunError."""
+    from cnnlab._keras import keras
+    import cnnlab.training.optim  # noqa: F401  (registers cnnlab's schedules for deserialisation)
+
+    if not Path(path).is_file():
+        raise RunError(f"{path}: missing model file")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged zip/HDF5; all mean "corrupt"
+        raise RunError(f"{path}: corrupt or unreadable model ({_reason(exc)})") from None
+
+
+def _require(run_path: Path, kind: str) -> dict:
+    if kind not in KINDS:
+        raise RunError(f"checkpoint: expected one of {', '.join(KINDS)}, got {kind!r}")
+    pointer = read_pointer(run_path, kind)
+    if pointer is None:
+        raise RunError(f"{run_path}: has no {kind} checkpoint yet")
+    return pointer
+
+
+def _remove_unreferenced(folder: Path) -> None:
+    keep = set()
+    for kind in KINDS:
+        path = folder / f"{kind}.json"
+        if path.is_file():
+            try:
+                keep.add(json.loads(path.read_text())["dir"])
+            except (ValueError, KeyError, TypeError):
+                return  # never delete anything while a pointer is unreadable
+    for entry in folder.iterdir():
+        if entry.is_dir() and entry.name not in keep and entry.name.startswith(("ckpt-", ".tmp-ckpt-")):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:120]
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

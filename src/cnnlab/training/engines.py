@@ -1,0 +1,303 @@
+"""Engines: what one training step means at each level of cnnlab.
+
+The training loop (:mod:`cnnlab.training.loop`) owns epochs, batches, augmentation,
+validation, checkpoints and progress; an engine owns the network and its optimizer and does
+two things with a float32 batch, ``train_batch`` and ``test_batch``. Its whole
+resumable state (weights, optimizer slots, dropout seed-generator state) goes out and comes
+back as a dict of NumPy arrays, and every engine can hand over a Keras twin of its network
+(``keras_model()``), so run folders look the same whatever the level.
+
+* :class:`KerasEngine` (level ``keras``): a compiled Keras model, stepped with
+  ``train_on_batch`` / ``test_on_batch``. These run the backend's compiled train step
+  (``tf.function``, ``jax.jit``, or torch eager), so all three backends work unchanged.
+* :class:`ScratchEngine` / :class:`LowLevelEngine`: adapters over ``cnnlab.scratch``
+  (NumPy forward/backward) and ``cnnlab.lowlevel`` (``keras.ops`` and explicit variables);
+  their final networks become Keras models through the packages' ``to_keras``.
+
+Why not ``model.fit``: a run must validate every N steps in the middle of an epoch, checkpoint
+mid-epoch on Ctrl-C, and resume from exactly the batch it stopped at with the same batch order
+and augmentation. With our own loop those are plain Python; with ``fit`` they would need
+callbacks reaching into its iterator state.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from cnnlab.errors import ConfigError
+from cnnlab.training.config import TrainConfig, flag
+
+
+class Engine:
+    """Interface shared by the levels (documentation; the loop relies only on these methods)."""
+
+    level = "?"
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """One optimizer step on a batch; returns the batch's (mean loss, accuracy)."""
+        raise NotImplementedError
+
+    def test_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss, accuracy) of the batch in inference mode."""
+        raise NotImplementedError
+
+    def learning_rate(self) -> float:
+        """The rate the next step will use."""
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def keras_model(self):
+        """A Keras model with the engine's current weights (the engine's own model for Keras)."""
+        raise NotImplementedError
+
+    def param_count(self) -> int:
+        return int(self.keras_model().count_params())
+
+
+def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimizer steps in the whole run: ``--steps``, else epochs x batches per epoch."""
+    return config.steps if config.steps > 0 else config.epochs * steps_per_epoch
+
+
+class KerasEngine(Engine):
+    """Level ``keras``: a compiled Keras 3 model from the model registry."""
+
+    level = "keras"
+
+    def __init__(self, config: TrainConfig, input_shape, num_classes: int, total_steps: int):
+        from cnnlab._keras import keras
+        from cnnlab.models import create_model
+        from cnnlab.training.optim import build_optimizer, learning_rate
+
+        self._keras = keras
+        self.num_classes = num_classes
+        self.smoothing = config.label_smoothing
+        self.model = create_model(config.model, input_shape=tuple(input_shape), num_classes=num_classes,
+                                  **config.model_options)
+        self.rate = learning_rate(config, total_steps)
+        self.optimizer = build_optimizer(config, self.rate)
+        if self.smoothing:
+            # Keras's sparse cross-entropy has no label smoothing; the dense one does.
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.smoothing)
+            metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric])
+        # Create the optimizer's slots now, so a checkpoint can be restored before the first step.
+        self.optimizer.build(self.model.trainable_variables)
+
+    def _labels(self, y):
+        if self.smoothing:
+            return np.eye(self.num_classes, dtype="float32")[y]
+        return y
+
+    def train_batch(self, x, y):
+        out = self.model.train_on_batch(x, self._labels(y), return_dict=True)
+        return float(out["loss"]), float(out["accuracy"])
+
+    def test_batch(self, x, y):
+        out = self.model.test_on_batch(x, self._labels(y), return_dict=True)
+        return float(out["loss"]), float(out["accuracy"])
+
+    def learning_rate(self) -> float:
+        from cnnlab.training.optim import rate_at
+
+        return rate_at(self.rate, int(self._keras.ops.convert_to_numpy(self.optimizer.iterations)))
+
+    # Every variable, by position: model.variables includes the dropout seed-generator states
+    # and batch-norm statistics, optimizer.variables the step counter and the slots.
+    def _variables(self):
+        return [("model", v) for v in self.model.variables] + [("optimizer", v) for v in self.optimizer.variables]
+
+    def get_state(self):
+        convert = self._keras.ops.convert_to_numpy
+        return {f"{owner}/{i:04d}/{v.path}": np.asarray(convert(v.value)) for i, (owner, v) in enumerate(self._variables())}
+
+    def set_state(self, state):
+        variables = self._variables()
+        keys = sorted(state)
+        if len(keys) != len(variables):
+            raise ValueError(f"checkpoint holds {len(keys)} arrays, the model needs {len(variables)}")
+        for key, (_, variable) in zip(keys, variables):
+            value = state[key]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"{key}: shape {value.shape}, expected {tuple(variable.shape)}")
+            variable.assign(value)
+
+    def keras_model(self):
+        return self.model
+
+
+def _check_level_options(config: TrainConfig, level: str, optimizers: tuple[str, ...]) -> None:
+    """The lower levels implement fewer options; refuse the rest instead of ignoring them."""
+    if config.optimizer not in optimizers:
+        raise ConfigError(f"--optimizer: level {level} supports {', '.join(optimizers)}, not {config.optimizer}")
+    unsupported = {"schedule": config.schedule != "constant", "warmup_steps": config.warmup_steps > 0,
+                   "weight_decay": config.weight_decay > 0, "label_smoothing": config.label_smoothing > 0}
+    for name, used in unsupported.items():
+        if used:
+            raise ConfigError(f"{flag(name)}: not available at level {level} (use --level keras)")
+
+
+def _json_array(value) -> np.ndarray:
+    """A JSON-able value (a NumPy generator's state) as a uint8 array, to ride in state.npz."""
+    return np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def _from_json_array(array: np.ndarray):
+    return json.loads(bytes(np.asarray(array, dtype=np.uint8)).decode("utf-8"))
+
+
+class ScratchEngine(Engine):
+    """Level ``scratch``: NumPy layers with hand-written backward passes (``cnnlab.scratch``).
+
+    Resumable state: the weights, the optimizer's slots and step count, and each dropout
+    layer's NumPy generator state.
+    """
+
+    level = "scratch"
+
+    def __init__(self, config: TrainConfig, input_shape, num_classes: int, total_steps: int):
+        scratch = _import_level("scratch", "cnnlab.scratch", ("build", "to_keras", "SGD", "Adam"))
+        _check_level_options(config, "scratch", ("sgd", "adam"))
+        self._scratch = scratch
+        self.lr = config.lr
+        self.net = scratch.build(config.model, tuple(input_shape), num_classes, seed=config.seed,
+                                 **config.model_options)
+        if config.optimizer == "sgd":
+            self.optimizer = scratch.SGD(config.lr, momentum=config.momentum, nesterov=config.nesterov)
+        else:
+            self.optimizer = scratch.Adam(config.lr)
+        self._dropouts = [layer for layer in self.net.layers if hasattr(layer, "rng")]
+
+    def train_batch(self, x, y):
+        loss, accuracy = self.net.train_step(x, y, self.optimizer)
+        return float(loss), float(accuracy)
+
+    def test_batch(self, x, y):
+        loss, accuracy = self.net.evaluate(x, y)
+        return float(loss), float(accuracy)
+
+    def learning_rate(self) -> float:
+        return float(self.lr)
+
+    def get_state(self):
+        state = {f"weights/{i:04d}": w for i, w in enumerate(self.net.get_weights())}
+        state["optimizer/iterations"] = np.asarray(self.optimizer.iterations)
+        for i, slots in enumerate(self.optimizer._slots or []):  # created at the first step
+            state.update({f"optimizer/{i:04d}/{name}": value for name, value in slots.items()})
+        state["rng/dropout"] = _json_array([layer.rng.bit_generator.state for layer in self._dropouts])
+        return state
+
+    def set_state(self, state):
+        weights = [state[k] for k in sorted(k for k in state if k.startswith("weights/"))]
+        self.net.set_weights(weights)
+        self.optimizer.iterations = int(state["optimizer/iterations"])
+        slot_keys = sorted(k for k in state if k.startswith("optimizer/") and k != "optimizer/iterations")
+        if slot_keys:
+            slots: dict[int, dict] = {}
+            for key in slot_keys:
+                _, index, name = key.split("/")
+                slots.setdefault(int(index), {})[name] = np.array(state[key])
+            self.optimizer._slots = [slots[i] for i in sorted(slots)]
+        for layer, rng_state in zip(self._dropouts, _from_json_array(state["rng/dropout"])):
+            layer.rng.bit_generator.state = rng_state
+
+    def keras_model(self):
+        return self._scratch.to_keras(self.net)
+
+    def param_count(self) -> int:
+        return int(self.net.count_params())
+
+
+class LowLevelEngine(Engine):
+    """Level ``lowlevel``: ``keras.ops`` with explicit variables and gradients (``cnnlab.lowlevel``).
+
+    The update is any Keras optimizer applied to the explicit variables (``optimizer.apply``),
+    so every optimizer and schedule of the keras level works here too. Resumable state: the
+    variables, the optimizer's variables, and the network's dropout-seed generator.
+    """
+
+    level = "lowlevel"
+
+    def __init__(self, config: TrainConfig, input_shape, num_classes: int, total_steps: int):
+        from cnnlab._keras import keras
+        from cnnlab.training.optim import build_optimizer, learning_rate
+
+        lowlevel = _import_level("lowlevel", "cnnlab.lowlevel", ("build", "to_keras", "train_step", "evaluate"))
+        if config.label_smoothing:
+            raise ConfigError("--label-smoothing: not available at level lowlevel (use --level keras)")
+        self._keras = keras
+        self._lowlevel = lowlevel
+        options = dict(config.model_options)
+        initializer = options.pop("kernel_initializer", None)  # the Keras builder's name for it
+        if initializer is not None:
+            options["init"] = {"glorot_uniform": "glorot"}.get(initializer, initializer)
+        self.net = lowlevel.build(config.model, tuple(input_shape), num_classes, seed=config.seed, **options)
+        self.rate = learning_rate(config, total_steps)
+        self.optimizer = build_optimizer(config, self.rate)
+        self.optimizer.build([v for v in self.net.variables])
+
+    def train_batch(self, x, y):
+        return self._lowlevel.train_step(self.net, self.optimizer, x, y)
+
+    def test_batch(self, x, y):
+        result = self._lowlevel.evaluate(self.net, x, y)
+        return float(result["loss"]), float(result["accuracy"])
+
+    def learning_rate(self) -> float:
+        from cnnlab.training.optim import rate_at
+
+        return rate_at(self.rate, int(self._keras.ops.convert_to_numpy(self.optimizer.iterations)))
+
+    def get_state(self):
+        convert = self._keras.ops.convert_to_numpy
+        state = {f"weights/{i:04d}": w for i, w in enumerate(self.net.get_weights())}
+        state.update({f"optimizer/{i:04d}": np.asarray(convert(v.value))
+                      for i, v in enumerate(self.optimizer.variables)})
+        state["rng/dropout"] = _json_array(self.net._dropout_rng.bit_generator.state)
+        return state
+
+    def set_state(self, state):
+        self.net.set_weights([state[k] for k in sorted(k for k in state if k.startswith("weights/"))])
+        keys = sorted(k for k in state if k.startswith("optimizer/"))
+        if len(keys) != len(self.optimizer.variables):
+            raise ValueError(f"checkpoint holds {len(keys)} optimizer arrays, the optimizer has "
+                             f"{len(self.optimizer.variables)}")
+        for key, variable in zip(keys, self.optimizer.variables):
+            variable.assign(state[key])
+        self.net._dropout_rng.bit_generator.state = _from_json_array(state["rng/dropout"])
+
+    def keras_model(self):
+        return self._lowlevel.to_keras(self.net)
+
+    def param_count(self) -> int:
+        return int(self.net.count_params())
+
+
+def _import_level(level: str, package: str, required: tuple[str, ...]):
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        module = None
+    missing = [name for name in required if not hasattr(module, name)]
+    if missing:
+        raise ConfigError(f"--level: level {level!r} not available ({package} lacks {', '.join(missing)})")
+    return module
+
+
+ENGINES = {"keras": KerasEngine, "scratch": ScratchEngine, "lowlevel": LowLevelEngine}
+
+
+def make_engine(config: TrainConfig, input_shape, num_classes: int, total_steps: int) -> Engine:
+    return ENGINES[config.level](config, input_shape, num_classes, total_steps)

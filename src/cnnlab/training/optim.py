@@ -1,0 +1,123 @@
+"""Optimizers and learning-rate schedules from a :class:`TrainConfig`, as Keras objects.
+
+Keras's own schedules are used where one fits (``ExponentialDecay`` with ``staircase`` for the
+step schedule, ``CosineDecay`` with its built-in linear warm-up for cosine). Two are written
+here because Keras has none: the one-cycle policy and a linear warm-up in front of a constant or
+step schedule. Schedules are functions of the optimizer's step counter, which is checkpointed
+with the optimizer, so a resumed run continues the schedule where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnnlab._keras import keras
+from cnnlab.training.config import TrainConfig
+
+ops = keras.ops
+
+
+@keras.saving.register_keras_serializable(package="cnnlab")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Ramp linearly from ``target / warmup_steps`` to the wrapped schedule over ``warmup_steps``.
+
+    Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour", section 2.2
+    (gradual warm-up). After the warm-up the wrapped schedule runs on the *same* step counter.
+    """
+
+    def __init__(self, after, warmup_steps: int):
+        self.after = after
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        after = self.after(step) if callable(self.after) else ops.cast(self.after, "float32")
+        ramp = ops.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
+        return after * ramp
+
+    def get_config(self):
+        after = self.after if not callable(self.after) else keras.optimizers.schedules.serialize(self.after)
+        return {"after": after, "warmup_steps": self.warmup_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        after = config["after"]
+        if isinstance(after, dict):
+            after = keras.optimizers.schedules.deserialize(after)
+        return cls(after, config["warmup_steps"])
+
+
+@keras.saving.register_keras_serializable(package="cnnlab")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """The one-cycle policy: warm up to ``max_lr``, then anneal (cosine) to ``min_lr``.
+
+    Smith & Topin 2018, "Super-Convergence", section 3, with the cosine annealing of fast.ai's
+    ``fit_one_cycle``: start at ``max_lr / div_factor``, reach ``max_lr`` after ``warmup_steps``
+    (30% of training unless given), end at ``min_lr`` (``max_lr / 1e4`` unless given).
+    """
+
+    def __init__(self, max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0,
+                 div_factor: float = 25.0):
+        self.max_lr = float(max_lr)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps) or max(1, int(0.3 * total_steps))
+        self.min_lr = float(min_lr) or self.max_lr / 1e4
+        self.div_factor = float(div_factor)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        start = self.max_lr / self.div_factor
+        up = ops.minimum(1.0, step / float(self.warmup_steps))
+        rising = start + (self.max_lr - start) * (1.0 - ops.cos(math.pi * up)) / 2.0
+        down_span = float(max(1, self.total_steps - self.warmup_steps))
+        down = ops.clip((step - self.warmup_steps) / down_span, 0.0, 1.0)
+        falling = self.min_lr + (self.max_lr - self.min_lr) * (1.0 + ops.cos(math.pi * down)) / 2.0
+        return ops.where(step < self.warmup_steps, rising, falling)
+
+    def get_config(self):
+        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+                "min_lr": self.min_lr, "div_factor": self.div_factor}
+
+
+def learning_rate(config: TrainConfig, total_steps: int):
+    """The learning rate (a float or a Keras schedule) for a run of ``total_steps`` optimizer steps."""
+    lr, warmup = config.lr, config.warmup_steps
+    schedules = keras.optimizers.schedules
+    if config.schedule == "one-cycle":
+        return OneCycle(lr, total_steps, warmup_steps=warmup, min_lr=config.min_lr)
+    if config.schedule == "cosine":
+        decay_steps = max(1, total_steps - warmup)
+        alpha = config.min_lr / lr
+        if warmup:
+            return schedules.CosineDecay(0.0, decay_steps, alpha=alpha, warmup_target=lr, warmup_steps=warmup)
+        return schedules.CosineDecay(lr, decay_steps, alpha=alpha)
+    if config.schedule == "step":
+        rate = schedules.ExponentialDecay(lr, config.decay_every, config.decay_rate, staircase=True)
+    else:
+        rate = lr
+    return LinearWarmup(rate, warmup) if warmup else rate
+
+
+def build_optimizer(config: TrainConfig, rate):
+    """A Keras optimizer for the config with ``rate`` (from :func:`learning_rate`).
+
+    Weight decay is Keras's decoupled form (Loshchilov & Hutter 2019) for every optimizer.
+    """
+    decay = config.weight_decay or None
+    name = config.optimizer
+    if name == "sgd":
+        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay)
+    if name == "adam":
+        return keras.optimizers.Adam(rate, weight_decay=decay)
+    if name == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(rate, rho=config.rho, momentum=config.momentum, weight_decay=decay)
+    raise AssertionError(f"unchecked optimizer {name!r}")  # config validation lists the names
+
+
+def rate_at(rate, step: int) -> float:
+    """The learning rate at optimizer step ``step`` (for logs and history)."""
+    if callable(rate):
+        return float(ops.convert_to_numpy(rate(step)))
+    return float(rate)

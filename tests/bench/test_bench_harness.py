@@ -1,0 +1,114 @@
+"""The benchmark harness on a tiny budget: FLOP counting, the matmul rate, one contender end to end.
+
+No timing assertions: figures from a shared test machine mean nothing. What is checked is that
+the harness measures, counts and reports what it says it does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from cnnlab.bench.harness import Budget, Contender, alternate, python_cmd, task_args, training_flops, BENCHMARKS_DIR
+from cnnlab.bench.machine import machine_info, matmul_gflops
+from cnnlab.bench.process import run_process
+from cnnlab.bench.protocol import parse_result
+from conftest import run_cli
+
+
+def conv_flops(out_h, out_w, out_c, k, in_c):
+    """2 FLOPs per multiply-add over every output position, plus bias and ReLU (1 each per output)."""
+    outputs = out_h * out_w * out_c
+    return 2 * outputs * k * k * in_c + outputs + outputs
+
+
+def pool_flops(out_h, out_w, c, size=2):
+    """A max over a size x size window per output element: size^2 FLOPs (the counting convention)."""
+    return out_h * out_w * c * size * size
+
+
+def dense_flops(n_in, n_out, relu=True):
+    """2 per multiply-add, plus the bias, plus the ReLU when there is one."""
+    return 2 * n_in * n_out + n_out + (n_out if relu else 0)
+
+
+def lenet5_hand_count() -> int:
+    """LeNet-5 on 32x32x1 (seed 0), layer by layer; 5x5 valid convolutions, 2x2/2 max pooling."""
+    return (
+        conv_flops(28, 28, 6, 5, 1)  # 32 - 5 + 1 = 28
+        + pool_flops(14, 14, 6)
+        + conv_flops(10, 10, 16, 5, 6)  # 14 - 5 + 1 = 10
+        + pool_flops(5, 5, 16)
+        + dense_flops(5 * 5 * 16, 120)  # flatten: 400 inputs
+        + dense_flops(120, 84)
+        + dense_flops(84, 10, relu=False)  # logits, no activation
+    )
+
+
+def test_lenet5_forward_flops_equal_hand_count():
+    from cnnlab.models import count_flops, create_model
+
+    model = create_model("lenet5", input_shape=(32, 32, 1), num_classes=10)
+    assert count_flops(model) == lenet5_hand_count()
+
+
+def test_training_flops_are_three_forward_passes():
+    assert training_flops(["lenet5"]) == {"lenet5": 3 * lenet5_hand_count()}
+
+
+def test_matmul_rate_is_a_positive_number():
+    rate = matmul_gflops(n=256, repeats=3)
+    assert math.isfinite(rate) and rate > 0
+
+
+def test_machine_info_names_the_device_and_versions():
+    info = machine_info()
+    assert info["cores"] >= 1
+    assert info["device"]  # "CPU" or the GPU names
+    assert info["versions"]["numpy"]
+
+
+def test_process_reports_its_own_peak_memory():
+    # A child that allocates ~200 MB must report at least that much, whatever ran before it.
+    code = "import numpy as np; a = np.ones(50_000_000, dtype=np.float32); print(a.sum())"
+    result = run_process([python_cmd()[0], "-c", code], timeout=120)
+    assert result.returncode == 0
+    assert result.peak_rss_mb > 190
+
+
+def test_plain_torch_contender_reports_throughput_per_segment():
+    contender = Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py")))
+    [measurement] = alternate([contender], rounds=1, extra_args=task_args("lenet5", 2, 2, 1))
+    assert measurement.errors == []
+    [result] = measurement.results
+    assert len(result["images_per_s"]) == 2 and all(r > 0 for r in result["images_per_s"])
+    assert measurement.median_rss_mb() > 0
+
+
+def test_parse_result_reads_the_last_result_line():
+    out = "noise\nCNNLAB_BENCH_RESULT {\"a\": 1}\nmore\nCNNLAB_BENCH_RESULT {\"a\": 2}\n"
+    assert parse_result(out) == {"a": 2}
+    assert parse_result("no result here") is None
+
+
+@pytest.mark.slow
+def test_cli_bench_writes_its_table(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    proc = run_cli("bench", "--quick", "--only", "throughput", "--model", "lenet5", "--contender", "cnnlab",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "cnnlab bench --quick --only throughput" in text  # the command that produced it
+    assert "## Training throughput: lenet5, batch 100" in text
+    row = next(line for line in text.splitlines() if line.startswith("| cnnlab default"))
+    assert "failed" not in row
+    assert "Device: **" in text and "GFLOP/s" in text
+
+
+def test_cli_bench_rejects_an_unknown_contender(tmp_path):
+    from conftest import assert_clean_error
+
+    proc = run_cli("bench", "--only", "throughput", "--contender", "numpy-by-hand", "--out", str(tmp_path / "x.md"))
+    assert_clean_error(proc, "--contender", "numpy-by-hand")
+    assert not (tmp_path / "x.md").exists()

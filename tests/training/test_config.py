@@ -1,0 +1,82 @@
+"""Options, recipes and their errors: checked before any framework loads."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnlab.errors import ConfigError
+from cnnlab.training.config import TrainConfig, list_recipes, load_recipe, resolve_config
+from conftest import assert_clean_error, run_cli
+
+REFERENCE_RECIPES = {"softmax-mnist", "lenet5-mnist", "mnist-cnn", "cifar-cnn", "vgg-bn-cifar10"}
+
+
+def test_every_reference_recipe_is_present_and_valid():
+    assert REFERENCE_RECIPES <= set(list_recipes())
+    for name in REFERENCE_RECIPES:
+        config = resolve_config(recipe=name)
+        reference = load_recipe(name)["reference"]
+        assert 0 < reference["target"] <= reference["accuracy"] < 1, name
+        assert config.recipe == name and config.model and config.dataset
+
+
+def test_recipes_match_the_seeds_budgets():
+    lenet = resolve_config(recipe="lenet5-mnist")
+    assert (lenet.optimizer, lenet.lr, lenet.batch_size, lenet.steps, lenet.pad, lenet.validate_every) == \
+        ("adam", 1e-3, 100, 20000, 2, 50)
+    softmax = resolve_config(recipe="softmax-mnist")
+    assert (softmax.optimizer, softmax.lr, softmax.batch_size, softmax.steps) == ("sgd", 0.5, 100, 1000)
+    assert softmax.model_options == {"kernel_initializer": "zeros"}
+    cifar = resolve_config(recipe="cifar-cnn")
+    assert (cifar.optimizer, cifar.lr, cifar.rho, cifar.batch_size, cifar.epochs) == ("rmsprop", 1e-3, 0.9, 128, 50)
+    vgg = resolve_config(recipe="vgg-bn-cifar10")
+    assert (vgg.early_stopping, vgg.monitor, vgg.val_split, vgg.batch_size) == (5, "val_loss", "first:10%", 64)
+    assert vgg.augmentation == {"shift": 0.2, "zoom": 0.2, "flip": True, "fill": "nearest"}
+
+
+def test_overrides_win_over_the_recipe_and_dataset_is_overridable():
+    config = resolve_config(recipe="cifar-cnn", dataset="cifar10", lr="0.01", epochs="2")
+    assert (config.dataset, config.lr, config.epochs, config.rho) == ("cifar10", 0.01, 2, 0.9)
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"lr": "abc"}, "--lr: expected a positive number, got 'abc'"),
+    ({"lr": -1}, "--lr"),
+    ({"batch_size": 1.5}, "--batch-size"),
+    ({"optimizer": "adagrad"}, "--optimizer"),
+    ({"nesterov": "maybe"}, "--nesterov"),
+    ({"epochs": 0, "steps": 0}, "--epochs / --steps"),
+    ({"bogus": 1}, "unknown option --bogus"),
+    ({"schedule": "step"}, "--decay-every"),
+    ({"augmentation": {"twist": 1}}, "--augmentation"),
+])
+def test_bad_options_are_one_line_errors_naming_the_option(options, needle):
+    options = {"epochs": 1, **options}
+    with pytest.raises(ConfigError) as info:
+        resolve_config(model="lenet5", dataset="mnist", **options)
+    message = str(info.value)
+    assert needle in message and "\n" not in message
+
+
+def test_unknown_recipe_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="available: .*lenet5-mnist"):
+        resolve_config(recipe="no-such-recipe")
+
+
+def test_config_round_trips_through_its_dict():
+    config = resolve_config(recipe="vgg-bn-cifar10", seed=7)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    cases = [
+        (["--model", "lenet5", "--dataset", "mnist", "--epochs", "1", "--lr", "abc"], ["--lr", "abc"]),
+        (["--recipe", "no-such-recipe"], ["unknown recipe", "lenet5-mnist"]),
+        (["--recipe", "softmax-mnist", "--batch-size", "ten"], ["--batch-size", "ten"]),
+        (["--resume", str(tmp_path)], [str(tmp_path), "not a cnnlab run"]),
+    ]
+    for args, needles in cases:
+        proc = run_cli("train", "--runs-dir", tmp_path / "runs", *args)
+        assert_clean_error(proc, *needles)
+    assert not (tmp_path / "runs").exists()
+    assert list(tmp_path.iterdir()) == []
