@@ -123,13 +123,15 @@ def test_decoded_arrays_are_cached_and_refreshed_when_the_source_changes(tmp_pat
     first = load_dataset(f"folder:{archive}")
     assert "cache" not in first.meta
     again = load_dataset(f"folder:{archive}")
-    assert "cache" in again.meta and os.path.isfile(again.meta["cache"])
+    assert len(again.meta["cache"]) == 2 and all(os.path.isfile(f) for f in again.meta["cache"])
     np.testing.assert_array_equal(again.train.x, first.train.x)
     files["train/dogs/009.png"] = png_bytes(np.zeros((8, 6, 3), np.uint8))
     write_tar(archive, {f"pets/{k}": v for k, v in files.items()})
     os.utime(archive, ns=(1, os.stat(archive).st_mtime_ns + 10**9))
     changed = load_dataset(f"folder:{archive}")
     assert len(changed.train) == 6 and "cache" not in changed.meta
+    test_only = load_dataset(f"folder:{archive}", splits=["test"])  # each split is cached on its own
+    assert len(test_only.meta["cache"]) == 1
 
 
 def test_missing_path_and_empty_folder(tmp_path):

@@ -116,3 +116,45 @@ def test_list_datasets_reports_presence(tmp_path):
     assert {"mnist", "fashion_mnist", "digits", "cifar10", "cifar100", "cifar10_jpg"} <= set(infos)
     assert not infos["mnist"].present and infos["mnist"].location == tmp_path / "mnist"
     assert infos["digits"].present
+
+
+def test_uncompressed_canonical_files_are_read_and_structure_checked(tmp_path):
+    import gzip
+
+    real = _real("mnist")
+    (tmp_path / "mnist").mkdir()
+    for name, plain in (("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"),
+                        ("t10k-labels-idx1-ubyte.gz", "t10k-labels.idx1-ubyte")):  # both spellings in use
+        (tmp_path / "mnist" / plain).write_bytes(gzip.decompress((real / name).read_bytes()))
+    data = load_dataset("mnist", data_dir=tmp_path, splits=["test"], download=False)
+    assert np.bincount(data.test.y).tolist() == MNIST_TEST_COUNTS
+    assert set(data.meta["files"].values()) == {"structure checked"}
+
+
+def test_missing_files_without_download_or_mirror_say_where_to_put_them(tmp_path):
+    with pytest.raises(DataError, match=f"download them into {tmp_path / 'mnist'}"):
+        load_dataset("mnist", data_dir=tmp_path, download=False)
+    with pytest.raises(DataError, match="cifar10-jpg.tar.gz.*no public mirror"):
+        load_dataset("cifar10_jpg", data_dir=tmp_path)
+
+
+def test_asking_for_a_split_that_was_not_made():
+    data = load_dataset("digits", splits=["train"])
+    assert data.test is None and data.val is None
+    with pytest.raises(DataError, match="no val split"):
+        data.split("val")
+
+
+def test_image_grid_writes_png_atomically(tmp_path):
+    from PIL import Image
+
+    from cnnlab.visualization.grid import image_grid
+
+    images = np.random.default_rng(0).random((5, 10, 10, 3))  # floats in [0, 1]
+    out = image_grid(images, [f"#{i}" for i in range(5)], tmp_path / "g.png", columns=3, suptitle="five")
+    with Image.open(out) as png:
+        assert png.format == "PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]  # no temporary file left
+    with pytest.raises(DataError, match="5 images but 4 titles"):
+        image_grid(images, ["a"] * 4, tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()

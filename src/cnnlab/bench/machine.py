@@ -88,9 +88,42 @@ def machine_info() -> dict:
         "cores": usable,
         "memory_gb": round(mem_kb / 2**20, 1),
         "device": ", ".join(gpus) if gpus else "CPU",
+        "bf16_units": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16"}),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "versions": {
             name: _version(name) for name in ("numpy", "keras", "tensorflow", "jax", "jaxlib", "torch")
         },
     }
+
+
+def bf16_matmul_gflops(n: int = 2048, repeats: int = 7) -> float | None:
+    """Median GFLOP/s of a bfloat16 ``n x n`` product with PyTorch (oneDNN; AMX where the CPU has it).
+
+    Context for mixed-precision figures, which can exceed the float32 rate. ``None`` without PyTorch.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    a = torch.randn(n, n).to(torch.bfloat16)
+    b = torch.randn(n, n).to(torch.bfloat16)
+    torch.mm(a, b)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        seconds.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(seconds) / 1e9
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags (``/proc/cpuinfo``), e.g. ``amx_bf16``, ``avx512_bf16``; empty if unknown."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()

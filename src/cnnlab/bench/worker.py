@@ -34,6 +34,8 @@ def _extra_options(parser) -> None:
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--spe", type=int, default=1, help="steps_per_execution")
     parser.add_argument("--input", choices=("float32", "uint8"), default="float32")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                        help="Keras dtype policy (mixed_bfloat16 uses the CPU's bf16 units where it has them)")
 
 
 def build_model(name: str, keras, uint8_input: bool):
@@ -75,6 +77,7 @@ def main() -> None:
         os.environ["KERAS_BACKEND"] = args.backend
     from cnnlab._keras import keras
 
+    keras.mixed_precision.set_global_policy(args.precision)
     images = args.steps * args.batch_size
     x_uint8, y = load_images(args.model, max(images, args.warmup_steps * args.batch_size), args.data)
     if args.engine == "cnnlab":
@@ -86,7 +89,7 @@ def main() -> None:
     rates = time_segments(lambda: train(images), images, args.repeats)
     emit({
         "contender": "cnnlab-worker", "backend": keras.backend.backend(), "engine": args.engine, "jit": args.jit,
-        "spe": args.spe, "input": args.input, "jit_resolved": str(getattr(model, "jit_compile", None)),
+        "spe": args.spe, "input": args.input, "precision": args.precision, "jit_resolved": str(getattr(model, "jit_compile", None)),
         "images_per_s": rates, "warmup_s": warmup_s,
     })
 

@@ -63,11 +63,11 @@ class Augmentation:
         if not self.enabled or len(x) == 0:
             return x.copy()
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        n, h, w = x.shape[:3]
-        rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-        rows = np.broadcast_to(rows, (n, h, w))
-        cols = np.broadcast_to(cols, (n, h, w))
-        inside = np.ones((n, h, w), bool)
+        n, h, w, channels = x.shape
+        # Coordinates stay broadcastable ((N|1, H|1, W|1)) while only integer shifts are involved.
+        rows = np.arange(h)[None, :, None]
+        cols = np.arange(w)[None, None, :]
+        inside = None
 
         if self.crop_padding:
             # Window offset in the padded image, minus the padding: an integer shift in [-p, p];
@@ -75,27 +75,29 @@ class Augmentation:
             p = self.crop_padding
             dr, dc = rng.integers(-p, p + 1, size=(2, n, 1, 1))
             rows, cols = rows + dr, cols + dc
-            inside &= (rows >= 0) & (rows <= h - 1) & (cols >= 0) & (cols <= w - 1)
+            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
 
         if self.shift or self.zoom or self.rotation:
-            rows, cols = self._affine_source(rows, cols, h, w, rng)
+            src_r, src_c = self._affine_source(rows.astype(np.float32), cols.astype(np.float32), n, h, w, rng)
+            rows, cols = np.rint(src_r).astype(np.intp), np.rint(src_c).astype(np.intp)
 
         if self.flip:
-            mirrored = rng.random(n) < 0.5
-            cols = np.where(mirrored[:, None, None], (w - 1) - cols, cols)
+            mirrored = (rng.random(n) < 0.5)[:, None, None]
+            cols = np.where(mirrored, (w - 1) - cols, cols)
 
-        r = np.rint(rows).astype(np.intp)
-        c = np.rint(cols).astype(np.intp)
         if self.fill == "constant":
-            inside &= (r >= 0) & (r < h) & (c >= 0) & (c < w)
-        r, c = _fill_index(r, h, self.fill), _fill_index(c, w, self.fill)
-        out = x[np.arange(n)[:, None, None], r, c]
-        out[~inside] = 0
+            valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            inside = valid if inside is None else inside & valid
+        rows, cols = _fill_index(rows, h, self.fill), _fill_index(cols, w, self.fill)
+        # One gather over the flattened batch: pixel (i, r, c) is row (i*h + r)*w + c.
+        flat = (np.arange(n)[:, None, None] * h + rows) * w + cols
+        out = x.reshape(n * h * w, channels)[flat]
+        if inside is not None:
+            out[~np.broadcast_to(inside, flat.shape)] = 0
         return out
 
-    def _affine_source(self, rows, cols, h, w, rng):
-        """Source coordinates of each output pixel under a random rotation, zoom and shift."""
-        n = rows.shape[0]
+    def _affine_source(self, rows, cols, n, h, w, rng):
+        """Source coordinates (float32, (N, H, W)) of each output pixel under a random rotation, zoom and shift."""
         theta = np.deg2rad(rng.uniform(-self.rotation, self.rotation, n)) if self.rotation else np.zeros(n)
         if self.zoom:
             zr, zc = rng.uniform(1 - self.zoom, 1 + self.zoom, size=(2, n))
@@ -106,13 +108,16 @@ class Augmentation:
             tc = rng.uniform(-self.shift, self.shift, n) * w
         else:
             tr = tc = np.zeros(n)
-        cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-        zr, zc = zr[:, None, None], zc[:, None, None]
-        cr, cc = (h - 1) / 2.0, (w - 1) / 2.0
+        def per_image(values):
+            return np.asarray(values, np.float32)[:, None, None]
+
+        # [r', c'] = R(theta) @ diag(zr, zc) @ ([r, c] - centre) + centre + t, as Keras composes them.
+        a, b = per_image(np.cos(theta) * zr), per_image(-np.sin(theta) * zc)
+        c, d = per_image(np.sin(theta) * zr), per_image(np.cos(theta) * zc)
+        cr, cc = np.float32((h - 1) / 2.0), np.float32((w - 1) / 2.0)
         dr, dc = rows - cr, cols - cc
-        # [r', c'] = R(theta) @ diag(zr, zc) @ [dr, dc] + centre + t, as Keras composes them.
-        src_r = cos * zr * dr - sin * zc * dc + cr + tr[:, None, None]
-        src_c = sin * zr * dr + cos * zc * dc + cc + tc[:, None, None]
+        src_r = a * dr + b * dc + (cr + per_image(tr))
+        src_c = c * dr + d * dc + (cc + per_image(tc))
         return src_r, src_c
 
     def to_dict(self) -> dict:

@@ -32,6 +32,8 @@ def fetch_missing(source: Source, folder: Path, specs: list[FileSpec], mirrors: 
     """Download ``specs`` into ``folder``; a one-line DataError naming the files if it cannot."""
     mirrors = mirrors if mirrors is not None else mirrors_for(source)
     names = [spec.name for spec in specs]
+    if not mirrors:
+        raise missing_files_error(source, folder, names, "no public mirror is known for these files")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

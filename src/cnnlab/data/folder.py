@@ -3,13 +3,14 @@
 Layouts (after dropping a single top-level folder, as archives of a folder usually have):
 ``train/<class>/*`` and ``test/<class>/*``, or ``<class>/*`` alone (a training split only; take a
 validation split with ``val_split``). Classes are the folder names in sorted order (as Keras's
-``image_dataset_from_directory`` orders them) unless ``class_names`` is given. Files whose
+``image_dataset_from_directory`` orders them) unless ``class_names`` gives the order. Files whose
 extension Pillow does not register as an image are ignored; an image that does not decode is a
-DataError naming it, or with ``skip_bad=True`` is skipped and counted in ``meta``.
+DataError naming it, or with ``skip_bad=True`` is skipped and counted in ``meta``. Without
+``image_size`` / ``channels``, the first image (in sorted path order) sets them.
 
-Decoded arrays are cached as ``.npz`` in :func:`cnnlab.paths.cache_dir`, keyed by the source's
-path, size and modification time and the options, so the 60,000 JPEGs of the CIFAR-10 copy are
-decoded once.
+Decoded splits are cached, one ``.npz`` per split, in :func:`cnnlab.paths.cache_dir`, keyed by the
+source's path, size and modification time and the decoding options, so the 60,000 JPEGs of the
+CIFAR-10 copy are decoded once.
 """
 
 from __future__ import annotations
@@ -28,75 +29,100 @@ from cnnlab.errors import DataError
 from cnnlab.io import atomic_path
 from cnnlab.paths import cache_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SPLIT_FOLDERS = ("train", "test")
 MAX_REPORTED_BAD = 5
+FLAT_LAYOUT, SPLIT_LAYOUT = "class folders", "train/ and test/ folders"
 
 
 def load_folder(path: Path, splits=("train", "test"), image_size=None, channels=None, color_mode=None,
                 class_names=None, skip_bad: bool = False, cache: bool = True):
     """(train, test or None, class_names, meta) of a class-folder image set."""
-    size = _size_option(image_size)
-    channels = _channels_option(channels, color_mode)
-    options = {"image_size": size, "channels": channels, "class_names": class_names, "skip_bad": bool(skip_bad)}
-    cache_file = _cache_path(path, splits, options) if cache else None
-    if cache_file is not None and cache_file.is_file():
-        return _read_cache(cache_file)
-    result = _decode_folder(path, splits, size, channels, class_names, bool(skip_bad))
-    if cache_file is not None:
-        _write_cache(cache_file, *result)
+    options = {"image_size": _size_option(image_size), "channels": _channels_option(channels, color_mode),
+               "skip_bad": bool(skip_bad)}
+    fingerprint = _source_fingerprint(path) if cache else None
+    loaded = {s: _read_cache(_cache_path(fingerprint, s, options)) for s in splits} if cache else {}
+    loaded = {s: part for s, part in loaded.items() if part is not None}
+    if any(part[2]["layout"] == FLAT_LAYOUT for part in loaded.values()):
+        splits = tuple(s for s in splits if s == "train")  # a flat set has no test split to decode
+    todo = tuple(s for s in splits if s not in loaded)
+    if todo:
+        for split, part in _decode_folder(path, todo, **options).items():
+            loaded[split] = part
+            if cache:
+                _write_cache(_cache_path(fingerprint, split, options), *part)
+    return _assemble(path, loaded, class_names)
+
+
+def _assemble(path: Path, loaded: dict, class_names):
+    """Combine the loaded splits; relabel if the caller fixed the class order."""
+    found = next(iter(loaded.values()))[1]
+    classes = found if class_names is None else [str(c) for c in class_names]
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise DataError(f"folder:{path}: class folder(s) {', '.join(unknown)} not in class_names")
+    relabel = np.array([classes.index(c) for c in found], np.int64)
+    parts = {s: Split(part[0].x, relabel[part[0].y]) for s, part in loaded.items()}
+    metas = [part[2] for part in loaded.values()]
+    meta = {key: metas[0][key] for key in ("source", "layout", "image_size", "channels", "ignored_files")}
+    meta["skipped_bad"] = sum(m["skipped_bad"] for m in metas)
+    meta["skipped_examples"] = sum((m["skipped_examples"] for m in metas), [])[:MAX_REPORTED_BAD]
+    caches = [m["cache"] for m in metas if "cache" in m]
+    if caches:
+        meta["cache"] = caches  # the splits that came from the cache
+    empty = Split.empty((*meta["image_size"], meta["channels"]))
+    test = parts.get("test", None if meta["layout"] == FLAT_LAYOUT else empty)
+    return parts.get("train", empty), test, classes, meta
+
+
+def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad) -> dict:
+    """{split: (Split, folder class names, meta)} for ``splits``, decoded from the source."""
+    names, read = _file_source(path)
+    layout = plan(path, names)
+    if layout["layout"] == FLAT_LAYOUT:
+        if "train" not in splits:
+            raise DataError(f"folder:{path}: has no test/ folder (only class folders); load the train split")
+        splits = ("train",)
+    first = min(layout["files"])  # the first image in path order decides size and mode if not given
+    if image_size is None or channels is None:
+        image = open_image(read(first, keep=True), name=f"{path}:{first}")
+        image_size = image_size or (image.size[1], image.size[0])
+        channels = channels or image_channels(image)
+    classes = layout["class_names"]
+    result = {}
+    for split in splits:
+        members = sorted(n for n, (s, _) in layout["files"].items() if s == split)
+        arrays, labels, bad = [], [], []
+        for name in members:
+            try:
+                image = open_image(read(name), name=f"{path}:{name}")
+            except DataError:
+                if not skip_bad:
+                    raise
+                bad.append(name)
+                continue
+            arrays.append(to_array(image, image_size, channels))
+            labels.append(classes.index(layout["files"][name][1]))
+        x = np.stack(arrays) if arrays else np.zeros((0, *image_size, channels), np.uint8)
+        meta = {"source": str(path), "layout": layout["layout"], "image_size": list(image_size),
+                "channels": int(channels), "ignored_files": layout["ignored"], "skipped_bad": len(bad),
+                "skipped_examples": bad[:MAX_REPORTED_BAD]}
+        result[split] = (Split(x, np.array(labels, np.int64)), classes, meta)
     return result
 
 
-def _decode_folder(path: Path, splits, size, channels, class_names, skip_bad):
-    names, read = _file_source(path)
-    layout = plan(path, names, class_names)
-    if not layout["has_splits"] and "train" not in splits:
-        raise DataError(f"folder:{path}: has no test/ folder (only class folders); load the train split")
-    wanted = {name: target for name, target in layout["files"].items()
-              if target[0] in splits or not layout["has_splits"]}
-    decoded, bad = {}, []
-    for name in names:
-        if name not in wanted:
-            continue
-        try:
-            image = open_image(read(name), name=f"{path}:{name}")
-        except DataError:
-            if not skip_bad:
-                raise
-            bad.append(name)
-            continue
-        # Known target: convert now (small). Unknown: keep the native array until the first image decides.
-        decoded[name] = to_array(image, size, channels) if size and channels else _native(image)
-    if not decoded:
-        raise DataError(f"folder:{path}: no readable images in the class folders")
-    names = sorted(decoded)
-    size = size or decoded[names[0]].shape[:2]
-    channels = channels or decoded[names[0]].shape[2]
-    classes = layout["class_names"]
-    out = {}
-    for split in SPLIT_FOLDERS:
-        members = [n for n in names if wanted[n][0] == split]
-        if split in splits and members:
-            x = np.stack([_fit(decoded[n], size, channels) for n in members])
-            y = np.array([classes.index(wanted[n][1]) for n in members], np.int64)
-            out[split] = Split(x, y)
-    empty = Split.empty((*size, channels))
-    train = out.get("train", empty)
-    test = out.get("test", empty if layout["has_splits"] and "test" in splits else None)
-    meta = {"source": str(path), "layout": "train/ and test/ folders" if layout["has_splits"] else "class folders",
-            "image_size": list(size), "channels": int(channels), "ignored_files": layout["ignored"],
-            "skipped_bad": len(bad), "skipped_examples": bad[:MAX_REPORTED_BAD]}
-    return train, test, classes, meta
-
-
 def _file_source(path: Path):
-    """(names, read(name) -> bytes): a folder is listed and read lazily, an archive read in one pass."""
+    """(names, read(name) -> bytes): a folder is listed and read lazily; an archive is read in one
+    pass (a .tar.gz has no random access), keeping only files with image extensions in memory."""
     if path.is_dir():
-        return list(archives.iter_names(path)), lambda name: (path / name).read_bytes()
+        return list(archives.iter_names(path)), lambda name, keep=False: (path / name).read_bytes()
     extensions = _image_extensions()
     contents = dict(archives.iter_files(path, keep=lambda n: os.path.splitext(n)[1].lower() in extensions))
-    return list(contents), contents.pop
+
+    def read(name: str, keep: bool = False) -> bytes:
+        return contents[name] if keep else contents.pop(name)  # release memory as images are decoded
+
+    return list(contents), read
 
 
 def _image_extensions() -> set[str]:
@@ -105,7 +131,7 @@ def _image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.registered_extensions()}
 
 
-def plan(path: Path, names: list[str], class_names=None) -> dict:
+def plan(path: Path, names: list[str]) -> dict:
     """Map each image file to (split, class) from its path; decide the layout and the class list."""
     extensions = _image_extensions()
     visible = [n for n in names if not any(part.startswith(".") for part in n.split("/"))]  # no .DS_Store
@@ -116,37 +142,16 @@ def plan(path: Path, names: list[str], class_names=None) -> dict:
     has_splits = any(p[0] == "train" for p in parts if len(p) == 3)
     files, ignored = {}, len(names) - len(visible)
     for full, p in zip(visible, parts):
-        depth_ok = len(p) == 3 and p[0] in SPLIT_FOLDERS if has_splits else len(p) == 2
+        depth_ok = (len(p) == 3 and p[0] in SPLIT_FOLDERS) if has_splits else len(p) == 2
         if not depth_ok or os.path.splitext(p[-1])[1].lower() not in extensions:
             ignored += 1
             continue
-        files[full] = ("train" if not has_splits else p[0], p[-2])
-    found = sorted({cls for _, cls in files.values()})
-    if not found:
+        files[full] = (p[0] if has_splits else "train", p[-2])
+    if not files:
         raise DataError(f"folder:{path}: no images found; expected train/<class>/<image> and test/<class>/<image>, "
                         f"or <class>/<image>")
-    if class_names is None:
-        classes = found
-    else:
-        classes = [str(c) for c in class_names]
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise DataError(f"folder:{path}: class folder(s) {', '.join(unknown)} not in class_names")
-    return {"files": files, "class_names": classes, "has_splits": has_splits, "ignored": ignored}
-
-
-def _native(image) -> np.ndarray:
-    """A decoded image as uint8 at its own size, in grayscale or RGB as it naturally is."""
-    return to_array(image, None, image_channels(image))
-
-
-def _fit(array: np.ndarray, size, channels) -> np.ndarray:
-    """A decoded uint8 (H, W, C) array converted to ``size`` and ``channels`` if it differs."""
-    from PIL import Image
-
-    if array.shape == (*size, channels):
-        return array
-    return to_array(Image.fromarray(array[..., 0] if array.shape[2] == 1 else array), size, channels)
+    return {"files": files, "class_names": sorted({cls for _, cls in files.values()}),
+            "layout": SPLIT_LAYOUT if has_splits else FLAT_LAYOUT, "ignored": ignored}
 
 
 def _size_option(image_size):
@@ -186,29 +191,31 @@ def _source_fingerprint(path: Path) -> list:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
-def _cache_path(path: Path, splits, options: dict) -> Path:
-    key = json.dumps([CACHE_VERSION, _source_fingerprint(path), sorted(splits), options], default=list)
+def _cache_path(fingerprint: list, split: str, options: dict) -> Path:
+    key = json.dumps([CACHE_VERSION, fingerprint, split, options], default=list)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return cache_dir() / "folders" / f"{path.name}-{digest}.npz"
+    return cache_dir() / "folders" / f"{Path(fingerprint[0]).name}-{split}-{digest}.npz"
 
 
-def _write_cache(file: Path, train: Split, test: Split | None, classes: list[str], meta: dict) -> None:
-    arrays = {"train_x": train.x, "train_y": train.y, "class_names": np.array(classes, dtype=str),
-              "meta": np.array(json.dumps(meta))}
-    if test is not None:
-        arrays.update(test_x=test.x, test_y=test.y)
+def _write_cache(file: Path, split: Split, classes: list[str], meta: dict) -> None:
+    arrays = {"x": split.x, "y": split.y, "class_names": np.array(classes, dtype=str), "meta": np.array(json.dumps(meta))}
     try:
         with atomic_path(file) as tmp:
             np.savez(tmp, **arrays)
     except OSError:
-        pass  # a read-only or full cache only costs time next load
+        pass  # a read-only or full cache only costs time at the next load
 
 
 def _read_cache(file: Path):
-    with np.load(file, allow_pickle=False) as npz:
-        train = Split(npz["train_x"], npz["train_y"])
-        test = Split(npz["test_x"], npz["test_y"]) if "test_x" in npz else None
-        classes = [str(c) for c in npz["class_names"]]
-        meta = json.loads(str(npz["meta"]))
+    """(Split, classes, meta) from a cache file, or None if absent or unreadable."""
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            part = Split(npz["x"], npz["y"])
+            classes = [str(c) for c in npz["class_names"]]
+            meta = json.loads(str(npz["meta"]))
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged cache is rebuilt
     meta["cache"] = str(file)
-    return train, test, classes, meta
+    return part, classes, meta

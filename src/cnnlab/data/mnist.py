@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data import idx
-from cnnlab.data.sources import FASHION_MNIST, MNIST, FileSpec, Source, find_file, uncompressed_names, verify_file
+from cnnlab.data.sources import FileSpec, Source, find_file, uncompressed_names, verify_file
 from cnnlab.data.types import Split
 from cnnlab.errors import DataError
 

@@ -108,7 +108,9 @@ class Preprocessing:
             self.image_size = size
         if fitting and self.channels is None:
             self.channels = channels
-        if self.image_size is not None and size != self.image_size or self.channels is not None and channels != self.channels:
+        wrong_size = self.image_size is not None and size != self.image_size
+        wrong_channels = self.channels is not None and channels != self.channels
+        if wrong_size or wrong_channels:
             raise DataError(f"preprocessing: expected images of {self.image_size} with {self.channels} channel(s), "
                             f"got {size} with {channels}")
         return x

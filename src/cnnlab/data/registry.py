@@ -30,7 +30,7 @@ class Entry:
     description: str
     load: Loader
     source: Source | None = None                            # canonical files under the data directory
-    present: Callable[[Path], list[str]] | None = None      # names still missing in the folder
+    missing: Callable[[Path], list[str]] | None = None      # custom "which files are still missing"
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -122,8 +122,8 @@ def _dataset_folder(entry: Entry, data_dir, download: bool, splits: tuple = SPLI
 
 def missing_names(entry: Entry, folder: Path, splits: tuple = SPLITS) -> list[str]:
     """Files of ``entry`` (for ``splits``) not found in ``folder``."""
-    if entry.present is not None:
-        return entry.present(folder)
+    if entry.missing is not None:
+        return entry.missing(folder)
     return [spec.name for spec in entry.source.files
             if spec.split in (None, *splits) and find_file(folder, spec) is None]
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from cnnlab.errors import ConfigError, RunError
 from cnnlab.evaluation import metrics
-from cnnlab.inference.forward import DEFAULT_BATCH_SIZE, RunLike, open_run, predict_logits, softmax
+from cnnlab.inference.forward import DEFAULT_BATCH_SIZE, RunLike, load_model, open_run, predict_logits, softmax
 
 SPLITS = ("test", "val")
 # The misclassified grid shows the most confident mistakes first: those say most about the model.
@@ -79,7 +79,7 @@ def evaluate(
     if len(data) == 0:
         raise RunError(f"{run.path}: the run's dataset has no {split!r} split to evaluate on")
     class_names = list(run.class_names)
-    logits = predict_logits(run.model(which), data.x, run.preprocessing, batch_size)
+    logits = predict_logits(load_model(run, which), data.x, run.preprocessing, batch_size)
     probabilities = softmax(logits)
     labels = np.asarray(data.y, dtype=np.int64)
     predicted = probabilities.argmax(axis=1)

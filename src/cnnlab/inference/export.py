@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from cnnlab.errors import ConfigError
-from cnnlab.inference.forward import RunLike, open_run
+from cnnlab.inference.forward import RunLike, load_model, open_run
 
 FORMATS = ("keras", "saved_model", "onnx")
 EXPORT_DIR = "export"
@@ -76,7 +76,7 @@ def export(run_or_path: RunLike, format: str = "keras", out: str | os.PathLike |
     path = Path(out) if out is not None else Path(run.path) / EXPORT_DIR / DEFAULT_NAMES[format]
     if format == "keras" and path.suffix != ".keras":
         raise ConfigError(f"--out: a Keras export must end in .keras, got {path}")
-    model = probability_model(run.model(which))
+    model = probability_model(load_model(run, which))
     _WRITERS[format](model, path)
     sidecar = metadata_path(path)
     _write_metadata(sidecar, run, model, format, path, which)

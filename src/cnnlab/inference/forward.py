@@ -33,6 +33,18 @@ def open_run(run_or_path: RunLike) -> "Run":
     return Run.load(run_or_path)
 
 
+def load_model(run, which: str = "final"):
+    """The run's Keras model (final, best or latest), without TensorFlow's device-discovery noise.
+
+    The first variable created makes TensorFlow look for a GPU and log a CUDA error on CPU-only
+    machines, on the native stderr, which Python's logging settings cannot reach.
+    """
+    from cnnlab.backend import quiet_native_stderr
+
+    with quiet_native_stderr():
+        return run.model(which)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64 (SciPy subtracts the row maximum first, so it cannot overflow)."""
     return _scipy_softmax(np.asarray(logits, dtype=np.float64), axis=-1)

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.inference.forward import DEFAULT_BATCH_SIZE, RunLike, open_run, predict_logits, softmax
+from cnnlab.inference.forward import DEFAULT_BATCH_SIZE, RunLike, load_model, open_run, predict_logits, softmax
 
 # Suffixes taken from a directory; files named explicitly are tried whatever their suffix.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
@@ -75,7 +75,7 @@ def predict(
     paths = expand_image_paths(files)
     run = open_run(run_or_path)
     images = np.stack([load_image(run.preprocessing, path) for path in paths])
-    probabilities = softmax(predict_logits(run.model(which), images, run.preprocessing, batch_size))
+    probabilities = softmax(predict_logits(load_model(run, which), images, run.preprocessing, batch_size))
     return [_top_classes(os.fspath(path), row, run.class_names, top_k) for path, row in zip(paths, probabilities)]
 
 

@@ -135,6 +135,21 @@ def padding_amounts(n: int, k: int, s: int, padding: str) -> tuple[int, int, int
     raise ShapeError(f"padding: expected 'valid' or 'same', got {padding!r}")
 
 
+def _accurate_sum(a: np.ndarray, axis) -> np.ndarray:
+    """``a.sum(axis)`` accumulated in float64, returned in ``a``'s dtype.
+
+    NumPy sums pairwise only along the contiguous axis; over the batch and spatial axes it adds
+    one by one, which in float32 loses ~1e-5 relative over a batch of feature maps (enough for a
+    float32 net to drift from its float64 twin through BatchNorm).
+    """
+    return a.sum(axis=axis, dtype=np.float64).astype(a.dtype, copy=False)
+
+
+def _accurate_mean(a: np.ndarray, axis) -> np.ndarray:
+    count = int(np.prod([a.shape[i] for i in axis])) if isinstance(axis, tuple) else a.shape[axis]
+    return (a.sum(axis=axis, dtype=np.float64) / count).astype(a.dtype, copy=False)
+
+
 def _pair(value, name: str) -> tuple[int, int]:
     pair = (value, value) if np.isscalar(value) else tuple(value)
     if len(pair) != 2 or any(int(v) != v or v < 1 for v in pair):
@@ -274,7 +289,7 @@ class Conv2D(_Windowed):
         dout_matrix = dout.reshape(-1, self.filters)
         self.grads["kernel"] = (cols.T @ dout_matrix).reshape(c, kh, kw, self.filters).transpose(1, 2, 0, 3)
         if self.use_bias:
-            self.grads["bias"] = dout_matrix.sum(axis=0)
+            self.grads["bias"] = _accurate_sum(dout_matrix, 0)
         if not self.needs_input_gradient:
             return None
         # (N, Ho, Wo, kh, kw, C) so that each offset's slice is contiguous over channels
@@ -451,7 +466,7 @@ class Dense(Layer):
     def backward(self, dout):
         self.grads["kernel"] = self.cache.T @ dout
         if self.use_bias:
-            self.grads["bias"] = dout.sum(axis=0)
+            self.grads["bias"] = _accurate_sum(dout, 0)
         return dout @ self.params["kernel"].T
 
     def describe(self):
@@ -486,7 +501,8 @@ class BatchNorm(Layer):
         self._check_input(x)
         axes = tuple(range(x.ndim - 1))
         if training:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            mean = _accurate_mean(x, axes)
+            var = _accurate_mean(np.square(x - mean), axes)  # two passes: no E[x^2] - E[x]^2 cancellation
             m = self.momentum
             self.state["moving_mean"][...] = self.state["moving_mean"] * m + mean * (1 - m)
             self.state["moving_variance"][...] = self.state["moving_variance"] * m + var * (1 - m)
@@ -500,14 +516,14 @@ class BatchNorm(Layer):
     def backward(self, dout):
         x_hat, inv_std, training = self.cache
         axes = tuple(range(dout.ndim - 1))
-        self.grads["gamma"] = (dout * x_hat).sum(axis=axes)
-        self.grads["beta"] = dout.sum(axis=axes)
+        self.grads["gamma"] = _accurate_sum(dout * x_hat, axes)
+        self.grads["beta"] = _accurate_sum(dout, axes)
         dx_hat = dout * self.params["gamma"]
         if not training:  # statistics are constants: the layer is affine
             return dx_hat * inv_std
         # Through the batch mean and variance too (CS231n batchnorm_backward_alt):
         # dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
-        return inv_std * (dx_hat - dx_hat.mean(axis=axes) - x_hat * (dx_hat * x_hat).mean(axis=axes))
+        return inv_std * (dx_hat - _accurate_mean(dx_hat, axes) - x_hat * _accurate_mean(dx_hat * x_hat, axes))
 
     def describe(self):
         return f"momentum={self.momentum}, epsilon={self.epsilon}"

@@ -36,8 +36,12 @@ def checkpoint_dir(run_path: Path) -> Path:
     return Path(run_path) / "checkpoints"
 
 
-def save_checkpoint(run_path: Path, engine, state: dict[str, Any], kinds=("latest",)) -> Path:
-    """Write the engine and ``state`` (JSON-able loop state) as one checkpoint, pointed to by ``kinds``."""
+def save_checkpoint(run_path: Path, engine, state: dict[str, Any], kinds=("latest",),
+                    arrays: dict[str, np.ndarray] | None = None) -> Path:
+    """Write the engine and ``state`` (JSON-able loop state) as one checkpoint, pointed to by ``kinds``.
+
+    ``arrays``: the engine's state if the caller already has it (``engine.get_state()``).
+    """
     folder = checkpoint_dir(run_path)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{int(state['step']):08d}-e{int(state['epoch']):04d}-b{int(state['batch']):06d}"
@@ -47,7 +51,7 @@ def save_checkpoint(run_path: Path, engine, state: dict[str, Any], kinds=("lates
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         engine.keras_model().save(tmp / "model.keras")
-        np.savez(tmp / "state.npz", **engine.get_state())
+        np.savez(tmp / "state.npz", **(arrays if arrays is not None else engine.get_state()))
         for file in tmp.iterdir():
             _fsync(file)
         os.replace(tmp, final)

@@ -386,9 +386,14 @@ class _Session:
                             f"validations (best {self.state.best_value:.4f} at step {self.state.best_step})")
 
     def _checkpoint(self, best: bool = False) -> None:
+        """Save latest (and best); weights that are no longer finite are never saved."""
         self.state.seconds = self._elapsed()
+        arrays = self.engine.get_state()
+        for key, value in arrays.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                self._diverged(f"non-finite ({key.split('/')[-1]})", counted=True)
         kinds = ("latest", "best") if best else ("latest",)
-        ckpt.save_checkpoint(self.path, self.engine, asdict(self.state), kinds=kinds)
+        ckpt.save_checkpoint(self.path, self.engine, asdict(self.state), kinds=kinds, arrays=arrays)
 
     def _elapsed(self) -> float:
         return self._seconds_before + (time.perf_counter() - self._session_started)
@@ -402,13 +407,16 @@ class _Session:
                         f"Resume with: cnnlab train --resume {self.path}", logging.WARNING)
         raise TrainingInterrupted(f"training interrupted; resume with: cnnlab train --resume {self.path}")
 
-    def _diverged(self, loss: float) -> None:
+    def _diverged(self, what, counted: bool = False) -> None:
+        """Stop: the loss (or, at a checkpoint, a weight) is NaN or infinite."""
         state = self.state
         kept = ckpt.read_pointer(self.path, "latest")
         where = f"step {kept['step']}" if kept else "none written yet"
-        message = (f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; stopped. "
+        step = state.step if counted else state.step + 1
+        subject = f"weights became {what}" if counted else f"loss became {what}"
+        message = (f"{subject} at epoch {state.epoch + 1}, step {step}; stopped. "
                    f"Last good checkpoint: {where} in {self.path / 'checkpoints'} (try a lower --lr)")
-        self.report.say(message, logging.ERROR)
+        self.logger.error(message)  # the caller shows the exception; the log keeps it too
         raise TrainingDiverged(message)
 
     def _finish(self) -> Run:

@@ -8,7 +8,6 @@ holds half a figure.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -127,11 +126,13 @@ def planned_learning_rate(run, points: int = 200) -> tuple[np.ndarray, np.ndarra
     total = int(run.config.get("total_steps") or 0)
     if total <= 0:
         return None
+    from cnnlab.backend import quiet_native_stderr
     from cnnlab.training.optim import learning_rate, rate_at
 
     rate = learning_rate(run.train_config, total)
     steps = np.unique(np.linspace(0, total, min(points, total + 1)).round().astype(np.int64))
-    return steps, np.array([rate_at(rate, int(step)) for step in steps])
+    with quiet_native_stderr():  # the first TensorFlow op logs a CUDA error on CPU-only machines
+        return steps, np.array([rate_at(rate, int(step)) for step in steps])
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, title: str = "Confusion matrix") -> Path:
@@ -165,31 +166,18 @@ def plot_misclassified(
     probabilities: Sequence[float] | None = None,
     columns: int = 6,
 ) -> Path:
-    """A grid of uint8 images (N, H, W, C), each titled ``true X`` / ``pred Y (p)``."""
+    """A grid of uint8 images (N, H, W, C), each titled ``true X`` / ``pred Y (p)`` in red.
+
+    Drawn by the sample-grid function (:func:`cnnlab.visualization.grid.image_grid`).
+    """
+    from cnnlab.visualization.grid import image_grid
+
     titles = []
     for i, (true, pred) in enumerate(zip(true_labels, predicted_labels)):
         confidence = "" if probabilities is None else f" ({probabilities[i]:.2f})"
         titles.append(f"true {class_names[true]}\npred {class_names[pred]}{confidence}")
-    return plot_image_grid(images, titles, path, columns=columns, title="Misclassified examples")
-
-
-def plot_image_grid(images: np.ndarray, titles: Sequence[str], path: str | os.PathLike, columns: int = 8, title: str = "") -> Path:
-    """uint8 images (N, H, W, C) in a grid, each with its caption (grayscale shown in gray, RGB as is)."""
-    count = len(images)
-    columns = max(1, min(columns, count))
-    rows = max(1, math.ceil(count / columns))
-    fig = _new_figure(1.6 * columns, 1.9 * rows + 0.4)
-    fig.suptitle(title)
-    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
-    for ax in axes:
-        ax.set_axis_off()
-    for ax, image, caption in zip(axes, images, titles):
-        if image.shape[-1] == 1:
-            ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        else:
-            ax.imshow(image, interpolation="nearest")
-        ax.set_title(caption, fontsize=8)
-    return save_figure(fig, path)
+    return image_grid(images, titles, path, columns=min(columns, len(titles)), suptitle="Misclassified examples",
+                      title_colors=["firebrick"] * len(titles), cell_inches=1.7)
 
 
 def plot_run(run_or_path) -> list[Path]:
