@@ -145,7 +145,7 @@ def main() -> None:
         images,
         args.repeats,
     )
-    emit({"contender": "plain-keras", "backend": keras.backend.backend(), "images_per_s": rates, "warmup_s": warmup_s})
+    emit({"contender": "plain-keras", "backend": keras.backend.backend(), **rates, "warmup_s": warmup_s})
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def main() -> None:
     rates = time_segments(lambda: train(images), images, args.repeats)
     emit({
         "contender": "plain-torch", "backend": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
-        "images_per_s": rates, "warmup_s": warmup_s,
+        **rates, "warmup_s": warmup_s,
     })
 
 

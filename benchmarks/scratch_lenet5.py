@@ -17,7 +17,6 @@ time waiting on each other (measured: 624 images/s with one thread, 170 with two
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import sys
 import time
@@ -43,17 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None, help="data directory (default: $CNNLAB_DATA_DIR)")
     parser.add_argument("--save", type=Path, default=None, help="write the trained weights to this .npz")
     return parser.parse_args(argv)
-
-
-def blas_limit(threads: int | None):
-    if not threads:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("threadpoolctl is not installed: --blas-threads ignored", flush=True)
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def main(argv=None) -> int:
@@ -90,11 +78,10 @@ def main(argv=None) -> int:
         )
 
     start = time.perf_counter()
-    with blas_limit(args.blas_threads):
-        history = net.fit(
-            x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-            shuffle_seed=args.seed, transform=prep, on_epoch_end=report,
-        )  # fmt: skip
+    history = net.fit(
+        x_train, y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
+        shuffle_seed=args.seed, transform=prep, on_epoch_end=report, blas_threads=args.blas_threads,
+    )  # fmt: skip
     total = time.perf_counter() - start
     train_seconds = sum(r["seconds"] for r in history)
     final = history[-1]["test_accuracy"]

@@ -44,9 +44,14 @@ def data_dir() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep derived files (extracted archives, decoded arrays) out of the user's home.
 
-    One cache per test session (per xdist worker), so expensive extractions happen once.
+    One cache per test session, shared by the xdist workers (their temp folders sit side by
+    side), so an expensive decode (the CIFAR-10 JPEG copy) happens once. Cache files are
+    written atomically, so workers racing on the same entry are safe.
     """
-    cache = tmp_path_factory.getbasetemp() / "cnnlab-cache"
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    cache = root / "cnnlab-cache"
     cache.mkdir(exist_ok=True)
     monkeypatch.setenv("CNNLAB_CACHE_DIR", str(cache))
 

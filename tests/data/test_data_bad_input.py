@@ -10,6 +10,7 @@ import pytest
 
 from cnnlab.data import load_dataset
 from cnnlab.data.idx import parse_idx
+from cnnlab.errors import DataError
 from tests.conftest import assert_clean_error, require_data, run_cli
 from tests.data.helpers import idx_bytes, write_idx_dataset
 
@@ -128,3 +129,19 @@ def test_show_writes_a_titled_grid(tmp_path):
     with Image.open(out) as image:
         assert image.format == "PNG" and image.width > image.height  # 3 columns, 2 rows
     assert "6 train images of digits" in proc.stdout
+
+
+def test_idx_dir_with_emnist_style_names(tmp_path):
+    folder = tmp_path / "emnist"
+    truth = write_idx_dataset(tmp_path / "plain", n_train=6, n_test=4, seed=2)
+    folder.mkdir()
+    for path in (tmp_path / "plain").iterdir():  # emnist-letters-train-..., emnist-letters-test-...
+        (folder / ("emnist-letters-" + path.name.replace("t10k", "test"))).write_bytes(path.read_bytes())
+    data = load_dataset(f"idx:{folder}", transpose=True)
+    np.testing.assert_array_equal(data.train.x[..., 0], truth["train"][0].transpose(0, 2, 1))
+    np.testing.assert_array_equal(data.test.y, truth["t10k"][1])
+    for path in (tmp_path / "plain").iterdir():
+        (folder / ("emnist-digits-" + path.name.replace("t10k", "test"))).write_bytes(path.read_bytes())
+    with pytest.raises(DataError, match="several IDX sets"):
+        load_dataset(f"idx:{folder}")
+    assert len(load_dataset(f"idx:{folder}", prefix="emnist-digits-").train) == 6

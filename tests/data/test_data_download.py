@@ -163,3 +163,21 @@ def test_cli_offline_is_one_line_naming_files_and_folder(tmp_path, dead_url):
     assert_clean_error(proc, "train-images-idx3-ubyte.gz", str(tmp_path / "fashion-mnist"))
     assert not out.exists()
     assert not list((tmp_path / "fashion-mnist").glob("*"))
+
+
+def test_read_only_data_dir_is_not_touched(tmp_path, server):
+    read_only = tmp_path / "shared"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        with pytest.raises(DataError, match="read-only, so nothing was downloaded"):
+            fetch_missing(SOURCE, read_only / "toy", [SPEC], mirrors=[server.url("good")])
+        assert server.requests == [] and _leftovers(read_only) == []
+    finally:
+        read_only.chmod(0o755)
+
+
+def test_failed_download_leaves_no_empty_folder(tmp_path, dead_url):
+    with pytest.raises(DataError):
+        fetch_missing(SOURCE, tmp_path / "new" / "toy", [SPEC], mirrors=[dead_url])
+    assert not (tmp_path / "new" / "toy").exists()

@@ -15,14 +15,6 @@ from cnnlab.models import count_params, create_model, list_models, model_info
 from conftest import require_data
 
 MODELS = list_models()
-TUTORIAL_MODULE = "cnnlab.models.reference"  # the five tutorial networks: counts must be exact
-
-
-def _is_tutorial_network(name: str) -> bool:
-    info = model_info(name)
-    return getattr(info.builder, "__wrapped__", info.builder).__module__ == TUTORIAL_MODULE
-
-
 def _forward(model, batch: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(batch, training=False))
 
@@ -34,7 +26,7 @@ def test_reference_configuration_count_and_forward_pass(name):
     assert model.name == name
     counts = count_params(model)
     if info.reference_params is not None:
-        if _is_tutorial_network(name):
+        if info.reference_counts_all:  # the tutorial networks: exactly the printed total
             assert counts.total == info.reference_params
         else:  # modern networks: trainable parameters within 2% of the published count
             assert abs(counts.trainable - info.reference_params) <= 0.02 * info.reference_params

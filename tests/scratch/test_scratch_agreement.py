@@ -58,42 +58,71 @@ def keras_twins(keras, name: str, seed: int = 0, dtype="float64"):
     return model, scratch.from_keras(model, dtype=dtype)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["lenet5", "mnist_cnn", "cifar_cnn"])
-def test_same_weights_give_the_same_logits(keras, name):
-    x, _ = real_images(name, "test", 256)
+def logits_agreement(keras, name: str, count: int = 256) -> dict:
+    """Max |logits difference| between the Keras model and its float64 / float32 twins on real test images."""
+    x, _ = real_images(name, "test", count)
     model, net = keras_twins(keras, name)
-    assert net.name == name
     for mine, theirs in zip(net.get_weights(), model.get_weights()):
-        assert mine.shape == theirs.shape
         np.testing.assert_array_equal(mine, theirs)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
-    assert np.abs(net.predict_logits(x) - expected).max() <= 1e-4
     net32 = scratch.from_keras(model, dtype="float32")
-    assert np.abs(net32.predict_logits(x) - expected).max() <= 1e-4
+    return {
+        "model": name,
+        "images": count,
+        "float64": float(np.abs(net.predict_logits(x) - expected).max()),
+        "float32": float(np.abs(net32.predict_logits(x) - expected).max()),
+        "logit_scale": float(np.abs(expected).max()),
+    }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, batch_size", [("lenet5", 32), ("mnist_cnn", 16), ("cifar_cnn", 16)])
-def test_ten_sgd_steps_agree(keras, name, batch_size):
+def sgd_agreement(keras, name: str, batch_size: int, steps: int = 10, learning_rate: float = 0.01) -> dict:
+    """Train the Keras model and its float32 twin side by side with SGD on the same real batches.
+
+    Returns the relative loss difference at each step and, per weight array, the largest
+    ``max|w_scratch - w_keras| / max|w_keras|`` after the last step. MNIST models train on MNIST
+    training images; cifar_cnn on CIFAR-10 (JPEG copy) test images, to decode 10k JPEGs, not 60k.
+    """
     import tensorflow as tf
 
-    x, y = real_images(name, "train" if DATASET[name] == "mnist" else "test", 10 * batch_size)
+    x, y = real_images(name, "train" if DATASET[name] == "mnist" else "test", steps * batch_size)
     model, net = keras_twins(keras, name, seed=1, dtype="float32")
     start = net.get_weights()
-    keras_sgd, scratch_sgd = keras.optimizers.SGD(0.01), scratch.SGD(0.01)
+    keras_sgd, scratch_sgd = keras.optimizers.SGD(learning_rate), scratch.SGD(learning_rate)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    for step in range(10):
+    losses = []
+    for step in range(steps):
         xb, yb = x[step * batch_size : (step + 1) * batch_size], y[step * batch_size : (step + 1) * batch_size]
         with tf.GradientTape() as tape:
             keras_loss = loss_fn(yb, model(xb, training=True))
         grads = tape.gradient(keras_loss, model.trainable_variables)
         keras_sgd.apply_gradients(zip(grads, model.trainable_variables))
         scratch_loss, _ = net.train_step(xb, yb, scratch_sgd)
-        assert abs(scratch_loss - float(keras_loss)) <= 1e-3 * abs(float(keras_loss)), f"step {step}"
-    for mine, theirs, before in zip(net.get_weights(), model.get_weights(), start):
-        assert np.abs(mine - theirs).max() <= 1e-3 * np.abs(theirs).max()
-        assert np.abs(mine - before).max() > 0  # every array was trained
+        losses.append((float(keras_loss), scratch_loss))
+    weights = list(zip(net.get_weights(), model.get_weights(), start))
+    return {
+        "model": name,
+        "steps": steps,
+        "batch_size": batch_size,
+        "losses": losses,
+        "loss_rel_diff": max(abs(s - k) / abs(k) for k, s in losses),
+        "weight_rel_diff": max(float(np.abs(m - k).max() / np.abs(k).max()) for m, k, _ in weights),
+        "smallest_change": min(float(np.abs(m - b).max()) for m, _, b in weights),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lenet5", "mnist_cnn", "cifar_cnn"])
+def test_same_weights_give_the_same_logits(keras, name):
+    figures = logits_agreement(keras, name)
+    assert figures["float64"] <= 1e-4 and figures["float32"] <= 1e-4, figures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, batch_size", [("lenet5", 32), ("mnist_cnn", 16), ("cifar_cnn", 16)])
+def test_ten_sgd_steps_agree(keras, name, batch_size):
+    figures = sgd_agreement(keras, name, batch_size)
+    assert figures["loss_rel_diff"] <= 1e-3 and figures["weight_rel_diff"] <= 1e-3, figures
+    assert figures["smallest_change"] > 0  # every weight array was trained
 
 
 def test_to_keras_round_trip(keras):
@@ -112,9 +141,9 @@ def test_to_keras_round_trip(keras):
 def test_vgg_bn_twin_agrees_with_batchnorm_in_training(keras):
     """BatchNorm in training mode: batch statistics, moving averages and one SGD step, real CIFAR images.
 
-    One step only: Keras's float32 BatchNorm gradients differ from the float64 (and from the
-    float32) scratch ones by ~5e-3 in the first blocks, which ten steps of a six-BatchNorm network
-    on tiny batches amplify; the scratch float32 and float64 gradients agree to ~2e-5.
+    One step, and the updates compared norm-wise within 2e-2: Keras's float32 BatchNorm gradients
+    differ from the float64 (and from the float32) scratch ones by ~5e-3 (norm-wise) in the first
+    blocks, while the scratch float32 and float64 gradients agree to ~2e-5.
     """
     import tensorflow as tf
 
@@ -125,13 +154,30 @@ def test_vgg_bn_twin_agrees_with_batchnorm_in_training(keras):
     options = {"dropout": 0.0, "dense_dropout": 0.0, "dense_batchnorm": True}
     model = create_model("vgg_bn", (32, 32, 3), 10, **options)
     net = scratch.from_keras(model, dtype="float64")
+    start = net.get_weights()
     with tf.GradientTape() as tape:
         keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(x, training=True))
     grads = tape.gradient(keras_loss, model.trainable_variables)
     keras.optimizers.SGD(0.01).apply_gradients(zip(grads, model.trainable_variables))
     scratch_loss, _ = net.train_step(x, y, scratch.SGD(0.01))
     assert abs(scratch_loss - float(keras_loss)) <= 1e-4 * abs(float(keras_loss))
-    for mine, theirs in zip(net.get_weights(), model.get_weights()):  # incl. moving mean / variance
-        assert np.abs(mine - theirs).max() <= 1e-3 * np.abs(theirs).max()
+    for mine, theirs, before in zip(net.get_weights(), model.get_weights(), start):  # incl. moving statistics
+        my_update, keras_update = mine - before, theirs - before
+        assert np.linalg.norm(my_update - keras_update) <= 2e-2 * np.linalg.norm(keras_update)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     assert np.abs(net.predict_logits(x) - expected).max() <= 1e-3 * np.abs(expected).max()
+
+
+if __name__ == "__main__":
+    # The agreement figures for docs/levels.md, from the same code as the tests:
+    #   PYTHONPATH=. python tests/scratch/test_scratch_agreement.py
+    import json
+
+    from cnnlab._keras import keras as _keras
+
+    for _name in ("lenet5", "mnist_cnn", "cifar_cnn"):
+        print(json.dumps(logits_agreement(_keras, _name)))
+    for _name, _batch in (("lenet5", 32), ("mnist_cnn", 16), ("cifar_cnn", 16)):
+        _figures = sgd_agreement(_keras, _name, _batch)
+        _figures["losses"] = [[round(k, 6), round(s, 6)] for k, s in _figures["losses"]]
+        print(json.dumps(_figures))

@@ -39,7 +39,9 @@ def test_conv2d_matches_keras(keras, kernel, strides, padding):
     np.testing.assert_allclose(ours.forward(x), _keras_output(keras, theirs, x), atol=1e-5)
 
 
-@pytest.mark.parametrize("pool, strides, padding", [(2, None, "same"), (3, 2, "same"), (2, None, "valid"), (3, 1, "valid")])
+@pytest.mark.parametrize(
+    "pool, strides, padding", [(2, None, "same"), (3, 2, "same"), (2, None, "valid"), (3, 1, "valid")]
+)
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pooling_matches_keras(keras, kind, pool, strides, padding):
     x = np.random.default_rng(0).normal(size=(2, 7, 9, 3)).astype("float32") - 2  # mostly negative

@@ -46,7 +46,14 @@ def test_run_folder_has_everything_to_rebuild_and_reuse_the_run(small_run):
     run = Run.load(small_run.path)
     for name in ("config.json", "history.csv", "model.keras", "metrics.json", "train.log"):
         assert (run.path / name).is_file(), name
-    assert list((run.path / "tensorboard").glob("events.out.tfevents.*"))
+    tags, graphs = set(), 0
+    import tensorflow as tf
+
+    for event_file in (run.path / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            graphs += bool(event.graph_def)
+            tags.update(value.tag for value in event.summary.value)
+    assert graphs >= 1 and {"epoch_loss", "epoch_val_accuracy", "epoch_lr"} <= tags
     config = run.config
     assert config["train"]["model"] == "softmax" and config["train"]["val_split"] == 500
     assert config["class_names"] == [str(i) for i in range(10)] and config["input_shape"] == [28, 28, 1]

@@ -143,14 +143,16 @@ def _last_line(text: str) -> str:
 
 # ----------------------------------------------------------------------------- machine facts
 
-def measure_matmul(rounds: int = 3) -> float:
-    """Median over ``rounds`` fresh processes of :func:`cnnlab.bench.machine.matmul_gflops`."""
-    code = "from cnnlab.bench.machine import matmul_gflops; print(matmul_gflops())"
+def measure_matmul(rounds: int = 3, function: str = "matmul_gflops") -> float:
+    """Median over ``rounds`` fresh processes of :func:`cnnlab.bench.machine.matmul_gflops`
+    (or ``bf16_matmul_gflops``); NaN when it cannot be measured."""
+    code = f"from cnnlab.bench.machine import {function}; print({function}())"
     values = []
     for _ in range(rounds):
         run = run_process([sys.executable, "-c", code], timeout=300)
-        if run.returncode == 0:
-            values.append(float(run.stdout.strip().splitlines()[-1]))
+        last = run.stdout.strip().splitlines()[-1:] if run.returncode == 0 else []
+        if last and last[0] != "None":
+            values.append(float(last[0]))
     return statistics.median(values) if values else float("nan")
 
 
@@ -366,7 +368,8 @@ def tuning_section(models, budget: Budget, matmul: float, flops: dict, log=print
 
 # ----------------------------------------------------------------------------- report
 
-def render_markdown(command: str, machine: dict, matmul: float, tables: list[Table], matmul_rounds: int = 3) -> str:
+def render_markdown(command: str, machine: dict, matmul: float, tables: list[Table], matmul_rounds: int = 3,
+                    bf16_matmul: float = float("nan")) -> str:
     """docs/benchmarks.md: how it was produced, on what, then the tables."""
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     lines = [
@@ -382,7 +385,9 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         f"{machine['memory_gb']} GB RAM; {machine['os']}, Python {machine['python']}",
         f"- Libraries: {versions}",
         f"- Measured single-precision matrix-multiply rate (NumPy 2048x2048 float32, median of {matmul_rounds} "
-        f"fresh process(es) x 7 products): **{matmul:,.1f} GFLOP/s**",
+        f"fresh process(es) x 7 products): **{matmul:,.1f} GFLOP/s**; the % of matmul rate columns divide "
+        f"by this. bfloat16 rate (PyTorch, oneDNN; CPU bf16 units: "
+        f"{', '.join(machine.get('bf16_units') or ['none'])}): {bf16_matmul:,.1f} GFLOP/s",
         "- Method: every contender runs in its own fresh process; contenders alternate round by round in "
         "a rotated order; figures are medians over rounds and timed segments, ranges are min-max; "
         "synthetic uint8 images of the right shape (throughput does not depend on pixel values). "
@@ -445,7 +450,8 @@ def run_benchmark(
     log(f"device: {machine['device']}; CPU: {machine['cpu']}, {machine['cores']} cores")
     matmul_rounds = 1 if quick else 3
     matmul = measure_matmul(matmul_rounds)
-    log(f"matmul rate: {matmul:,.1f} GFLOP/s")
+    bf16_matmul = measure_matmul(matmul_rounds, "bf16_matmul_gflops")
+    log(f"matmul rate: {matmul:,.1f} GFLOP/s float32, {bf16_matmul:,.1f} GFLOP/s bfloat16")
     needs_flops = any(s in sections for s in ("throughput", "tuning"))
     flops = training_flops(models) if needs_flops else {}
     tables: list[Table] = []
@@ -465,7 +471,7 @@ def run_benchmark(
         tables += tta_section(budget, log=log)
     print_tables(tables, log=log)
     command = command or "cnnlab bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = render_markdown(command, machine, matmul, tables, matmul_rounds)
+    report = render_markdown(command, machine, matmul, tables, matmul_rounds, bf16_matmul)
     if out:
         atomic_write_text(out, report)
         log(f"wrote {out}")

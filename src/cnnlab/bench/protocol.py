@@ -93,14 +93,22 @@ def load_images(model: str, count: int, source: str = "synthetic", seed: int = 0
     return x, y
 
 
-def time_segments(run_segment: Callable[[], None], images: int, repeats: int) -> list[float]:
-    """Images per second of each of ``repeats`` calls to ``run_segment`` (which trains ``images`` images)."""
-    rates = []
+def time_segments(run_segment: Callable[[], None], images: int, repeats: int) -> dict[str, list[float]]:
+    """Images per second of each of ``repeats`` calls to ``run_segment`` (which trains ``images`` images).
+
+    ``images_per_s`` is per wall-clock second, the figure that matters. ``images_per_cpu_s`` is per
+    second of CPU time of this process (all its threads): on a machine shared with other jobs it
+    is much less disturbed by time slicing, so it helps compare contenders of the same thread
+    count on a busy machine (threads that spin while waiting inflate it, so never compare thread
+    settings with it).
+    """
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run_segment()
-        rates.append(images / (time.perf_counter() - start))
-    return rates
+        wall.append(images / (time.perf_counter() - start))
+        cpu.append(images / max(time.process_time() - start_cpu, 1e-9))
+    return {"images_per_s": wall, "images_per_cpu_s": cpu}
 
 
 def peak_rss_mb() -> float:

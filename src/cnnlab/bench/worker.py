@@ -90,7 +90,7 @@ def main() -> None:
     emit({
         "contender": "cnnlab-worker", "backend": keras.backend.backend(), "engine": args.engine, "jit": args.jit,
         "spe": args.spe, "input": args.input, "precision": args.precision, "jit_resolved": str(getattr(model, "jit_compile", None)),
-        "images_per_s": rates, "warmup_s": warmup_s,
+        **rates, "warmup_s": warmup_s,
     })
 
 

@@ -34,23 +34,40 @@ def fetch_missing(source: Source, folder: Path, specs: list[FileSpec], mirrors: 
     names = [spec.name for spec in specs]
     if not mirrors:
         raise missing_files_error(source, folder, names, "no public mirror is known for these files")
+    existing = _nearest_existing(folder)
+    if not _writable(existing):
+        raise missing_files_error(source, folder, names, f"{existing} is read-only, so nothing was downloaded")
+    created = existing != folder
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        raise missing_files_error(source, folder, names, "the folder cannot be created, so nothing was downloaded") from None
-    if not os.access(folder, os.W_OK):
-        raise missing_files_error(source, folder, names, "the folder is not writable, so nothing was downloaded")
-    for spec in specs:
-        failures = []
-        for base in mirrors:
-            try:
-                download_file(base.rstrip("/") + "/" + spec.name, folder / spec.name, spec, progress)
-                break
-            except TransferError as exc:
-                failures.append(f"{base}: {exc}")
-        else:
-            pending = names[names.index(spec.name):]
-            raise missing_files_error(source, folder, pending, "all mirrors failed: " + "; ".join(failures))
+        for spec in specs:
+            _fetch_one(spec, folder, mirrors, progress, source, names)
+    finally:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # leave no empty folder behind a failed download
+
+
+def _fetch_one(spec: FileSpec, folder: Path, mirrors: list[str], progress, source: Source, names: list[str]) -> None:
+    failures = []
+    for base in mirrors:
+        try:
+            download_file(base.rstrip("/") + "/" + spec.name, folder / spec.name, spec, progress)
+            return
+        except TransferError as exc:
+            failures.append(f"{base}: {exc}")
+    pending = names[names.index(spec.name):]
+    raise missing_files_error(source, folder, pending, "all mirrors failed: " + "; ".join(failures))
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _writable(folder: Path) -> bool:
+    """Writable, and not marked read-only (no write bit at all), which root's access() ignores."""
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
 
 
 def download_file(url: str, target: Path, spec: FileSpec, progress: bool | None = None) -> None:

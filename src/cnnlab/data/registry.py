@@ -179,8 +179,7 @@ def _load_idx(folder: Path, splits: tuple, options: dict):
     from cnnlab.data.mnist import load_idx_dir
 
     names = options.pop("class_names", None)
-    _no_options(f"idx:{folder}", options)
-    train, test, meta = load_idx_dir(folder, splits)
+    train, test, meta = _call_with_options(load_idx_dir, f"idx:{folder}", folder, splits, options=options)
     class_names = list(names) if names else [str(i) for i in range(meta["num_classes"])]
     return train, test, class_names, meta
 
@@ -233,7 +232,7 @@ def _load_cifar10_jpg(folder: Path, splits: tuple, options: dict):
 def _call_with_options(function, name: str, *args, options: dict):
     import inspect
 
-    accepted = set(inspect.signature(function).parameters) - {"path", "splits"}
+    accepted = set(inspect.signature(function).parameters) - {"path", "folder", "splits"}
     unknown = set(options) - accepted
     if unknown:
         raise DataError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}; accepted: {', '.join(sorted(accepted))}")

@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
+
 from cnnlab._keras import keras
 from cnnlab.errors import ConfigError
 
@@ -35,28 +37,42 @@ ops = keras.ops
 
 
 # --------------------------------------------------------------------------- initialisers
-# Each returns a concrete float32 tensor of the given shape; ``seed`` makes it reproducible.
+# Each returns a float32 NumPy array of the given shape, the same for a given seed on every
+# backend. NumPy rather than keras.random: the formulas stay visible, and on JAX each
+# keras.random call with a new shape compiles a kernel (seconds per variable on a busy CPU).
 
 
-def truncated_normal(shape, seed: int, stddev: float = 0.1):
+def truncated_normal(shape, seed: int, stddev: float = 0.1) -> np.ndarray:
     """Seed 0's ``tf.truncated_normal(shape, stddev=0.1)``: normal, redrawn beyond 2 stddev."""
-    return keras.initializers.TruncatedNormal(mean=0.0, stddev=stddev, seed=seed)(shape)
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0.0, stddev, size=shape)
+    outside = np.abs(values) > 2 * stddev
+    while outside.any():
+        values[outside] = rng.normal(0.0, stddev, size=int(outside.sum()))
+        outside = np.abs(values) > 2 * stddev
+    return values.astype("float32")
 
 
-def random_normal(shape, seed: int, stddev: float = 0.01):
+def random_normal(shape, seed: int, stddev: float = 0.01) -> np.ndarray:
     """Seed 1's ``tf.random_normal(shape, stddev=0.01)`` (its CIFAR-10 network)."""
-    return keras.initializers.RandomNormal(mean=0.0, stddev=stddev, seed=seed)(shape)
+    return np.random.default_rng(seed).normal(0.0, stddev, size=shape).astype("float32")
 
 
-def glorot_uniform(shape, seed: int):
-    """Keras's default kernel initialiser (Glorot and Bengio 2010): U(+-sqrt(6 / (fan_in + fan_out)))."""
-    return keras.initializers.GlorotUniform(seed=seed)(shape)
+def glorot_uniform(shape, seed: int) -> np.ndarray:
+    """Keras's default kernel initialiser (Glorot and Bengio 2010): U(+-sqrt(6 / (fan_in + fan_out))).
+
+    For a conv kernel (kh, kw, in, out) the fans are kh*kw*in and kh*kw*out, as in Keras.
+    """
+    receptive_field = math.prod(shape[:-2]) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return np.random.default_rng(seed).uniform(-limit, limit, size=shape).astype("float32")
 
 
-def constant(shape, seed: int = 0, value: float = 0.0):
+def constant(shape, seed: int = 0, value: float = 0.0) -> np.ndarray:
     """Seed 0's ``tf.constant(0.1, shape=shape)`` for biases, or zeros (Keras's default)."""
     del seed  # constant initialisers take no randomness; the argument keeps one signature
-    return ops.full(shape, value, dtype="float32")
+    return np.full(shape, value, dtype="float32")
 
 
 @dataclass(frozen=True)
@@ -209,9 +225,19 @@ class Scope:
         """Dropout when training, identity otherwise; each dropout op gets its own seed."""
         self._dropouts += 1
         if self.training and rate > 0:
-            # One distinct integer seed per dropout op and per step (the caller varies dropout_seed).
-            x = dropout(x, rate, seed=((self.dropout_seed or 0) * 1009 + self._dropouts) % (2**31 - 1))
+            x = dropout(x, rate, seed=op_seed(self.dropout_seed or 0, self._dropouts))
         return self.show(name, x)
+
+
+def op_seed(step_seed, index: int):
+    """A distinct seed for the ``index``-th dropout op of a step (the caller varies ``step_seed``).
+
+    An integer; or, when JAX compiles the step and ``step_seed`` is a traced array, the
+    ``uint32[2]`` key that ``jax.random`` takes (Keras passes JAX arrays through as keys).
+    """
+    if isinstance(step_seed, (int, np.integer)):
+        return (int(step_seed) * 1009 + index) % (2**31 - 1)
+    return ops.stack([ops.cast(step_seed, "uint32"), ops.convert_to_tensor(index, "uint32")])
 
 
 # --------------------------------------------------------------------------- seed 3's layers

@@ -103,6 +103,7 @@ class LowLevelNet:
         self.init = init
         self.seed = seed
         self._dropout_rng = np.random.default_rng(seed)
+        self.compiled: dict = {}  # backend-compiled step functions (JAX), built on first use
 
     # -- running
     def apply(self, values, x, training: bool = False, seed: int | None = None):

@@ -78,12 +78,18 @@ def _jax_gradients(net, x, y, training, seed):
     """Differentiate a pure function of the variable *values*; the variables are untouched."""
     import jax
 
-    def loss_of(values):
-        logits = net.apply(values, x, training=training, seed=seed)
-        return cross_entropy(logits, y), logits
+    key = ("jax_value_and_grad", training)
+    if key not in net.compiled:
 
+        def loss_of(values, x, y, seed):
+            logits = net.apply(values, x, training=training, seed=seed)
+            return cross_entropy(logits, y), logits
+
+        # jax.jit compiles forward + backward once per batch shape; run op by op instead,
+        # JAX compiles every primitive separately, which is slower on the first step and after.
+        net.compiled[key] = jax.jit(jax.value_and_grad(loss_of, has_aux=True))
     values = [v.value for v in net.variables]
-    (loss, logits), grads = jax.value_and_grad(loss_of, has_aux=True)(values)
+    (loss, logits), grads = net.compiled[key](values, x, y, jax.numpy.uint32(seed or 0))
     return loss, logits, grads
 
 

@@ -30,13 +30,19 @@ class ModelFacts:
     trainable_params: int
     flops: int
     reference_params: int | None
+    reference_counts_all: bool = False
+
+    @property
+    def compared_params(self) -> int:
+        """The count comparable with the reference: every parameter, or the trainable ones."""
+        return self.total_params if self.reference_counts_all else self.trainable_params
 
     @property
     def difference(self) -> float | None:
-        """Relative difference of the trainable count from the reference, or None."""
+        """Relative difference of cnnlab's count from the reference, or None."""
         if not self.reference_params:
             return None
-        return (self.trainable_params - self.reference_params) / self.reference_params
+        return (self.compared_params - self.reference_params) / self.reference_params
 
 
 def measure(name: str) -> ModelFacts:
@@ -51,7 +57,7 @@ def measure(name: str) -> ModelFacts:
         model = create_model(name, info.reference_input_shape, info.reference_num_classes)
     params = count_params(model)
     return ModelFacts(name, tuple(info.reference_input_shape), info.reference_num_classes, params.total,
-                      params.trainable, count_flops(model), info.reference_params)
+                      params.trainable, count_flops(model), info.reference_params, info.reference_counts_all)
 
 
 def _source_key() -> str:

@@ -25,8 +25,8 @@ All models output **logits** (no softmax layer): train them with `from_logits=Tr
 with `cnnlab.models.create_model(name, input_shape=(H, W, C), num_classes=N, **options)`; any
 height and width down to the model's minimum and 1 or 3 channels are accepted.
 
-*Published* is the reference parameter count (trainable parameters; for the five tutorial
-networks, every parameter). *cnnlab* gives trainable / total parameters; the difference is
+*Published* is the reference parameter count: trainable parameters, except for the five
+tutorial networks, whose reference is the total their tutorial prints (marked *all*). *cnnlab* gives trainable / total parameters; the difference is
 Batch-norm moving statistics. *FLOPs* are forward FLOPs for one image with a multiply-add
 counted as 2; the exact rules are below.
 """
@@ -125,7 +125,10 @@ def _int(n: int | None) -> str:
 
 
 def _flops(n: int) -> str:
-    return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.1f} M"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.{2 if unit == 'G' else 1}f} {unit}"
+    return str(n)
 
 
 def _row(facts: ModelFacts) -> str:
@@ -133,7 +136,8 @@ def _row(facts: ModelFacts) -> str:
     shape = "x".join(map(str, facts.input_shape))
     diff = facts.difference
     diff_text = "-" if diff is None else ("exact" if diff == 0 else f"{100 * diff:+.3f}%")
-    return (f"| `{facts.name}` | {info.paper} | {shape}, {facts.num_classes} | {_int(facts.reference_params)} | "
+    published = _int(facts.reference_params) + (" (all)" if facts.reference_counts_all else "")
+    return (f"| `{facts.name}` | {info.paper} | {shape}, {facts.num_classes} | {published} | "
             f"{_int(facts.trainable_params)} / {_int(facts.total_params)} | {diff_text} | {_flops(facts.flops)} | "
             f"{info.min_size} | {info.description} |")
 

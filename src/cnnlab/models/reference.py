@@ -36,6 +36,7 @@ def _rates(name: str, value, count: int) -> tuple[float, ...]:
     input_shape=(28, 28, 1),
     min_size=1,
     reference_params=7850,
+    reference_counts_all=True,
 )
 def softmax(input_shape=(28, 28, 1), num_classes=10, *, kernel_initializer="glorot_uniform"):
     """Multinomial logistic regression, ``logits = flatten(x) @ W + b``.
@@ -68,6 +69,7 @@ def _lenet_initializers(init: str):
     input_shape=(32, 32, 1),
     min_size=16,
     reference_params=61706,
+    reference_counts_all=True,
 )
 def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
     """LeNet-5 as in seed 0 (LeCun et al. 1998, with ReLU and max-pooling).
@@ -98,6 +100,7 @@ def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
     input_shape=(28, 28, 1),
     min_size=13,
     reference_params=1111946,
+    reference_counts_all=True,
 )
 def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
     """Seed 3's MNIST network: 28x28x1, conv 5x5x32 valid + ReLU, max-pool 2/2 SAME,
@@ -126,6 +129,7 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
     input_shape=(32, 32, 3),
     min_size=1,
     reference_params=1379274,
+    reference_counts_all=True,
 )
 def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dense_dropout=0.5,
               stddev=0.01, max_norm=None):
@@ -164,6 +168,7 @@ def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dens
     input_shape=(32, 32, 3),
     min_size=8,
     reference_params=552362,
+    reference_counts_all=True,
     reference_note="552,362 total / 551,466 trainable as printed by seed 2's summary, which has no "
     "BatchNormalization after Dense(128); its code has one (dense_batchnorm=True: +512, 552,874 total)",
 )

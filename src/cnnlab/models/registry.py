@@ -43,6 +43,7 @@ class ModelInfo:
     reference_input_shape: Shape | None = None
     reference_num_classes: int = 10
     reference_note: str = ""
+    reference_counts_all: bool = False
     quick_options: dict = field(default_factory=dict)
     quick_size: int | None = None
 
@@ -74,6 +75,7 @@ def register_model(
     reference_input_shape: Shape | None = None,
     reference_num_classes: int = 10,
     reference_note: str = "",
+    reference_counts_all: bool = False,
     quick_options: dict | None = None,
     quick_size: int | None = None,
     **fixed_options: Any,
@@ -100,6 +102,7 @@ def register_model(
             reference_input_shape=tuple(reference_input_shape or input_shape),
             reference_num_classes=reference_num_classes,
             reference_note=reference_note,
+            reference_counts_all=reference_counts_all,
             quick_options=dict(quick_options or {}),
             quick_size=quick_size,
         )

@@ -19,7 +19,9 @@ from cnnlab.errors import ConfigError
 
 Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], np.ndarray]
 
-__all__ = ["Initializer", "glorot_uniform", "he_uniform", "random_normal", "truncated_normal", "constant", "zeros", "ones", "get"]
+__all__ = [
+    "Initializer", "glorot_uniform", "he_uniform", "random_normal", "truncated_normal", "constant", "zeros", "ones", "get",
+]
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:

@@ -167,9 +167,11 @@ def _padding(value: str) -> str:
 class _Windowed(Layer):
     """Shared geometry of convolution and pooling: window, strides, padding over H and W."""
 
+    window_argument = "pool_size"  # named in error messages
+
     def __init__(self, window, strides, padding: str, name: str | None) -> None:
         super().__init__(name)
-        self.window = _pair(window, "kernel_size" if isinstance(self, Conv2D) else "pool_size")
+        self.window = _pair(window, self.window_argument)
         self.strides = _pair(strides if strides is not None else self.window, "strides")
         self.padding = _padding(padding)
 
@@ -187,7 +189,8 @@ class _Windowed(Layer):
         return channels
 
     def _windows(self, x: np.ndarray, fill: float) -> tuple[np.ndarray, tuple]:
-        """Padded input and a strided view ``(N, Ho, Wo, C, kh, kw)`` of its windows (no copy)."""
+        """A strided view ``(N, Ho, Wo, C, kh, kw)`` of the windows of ``x`` padded with ``fill``
+        (no copy of the windows), and the geometry the backward pass needs."""
         n, h, w, c = x.shape
         (top, bottom, ho), (left, right, wo) = self._geometry(h, w)
         xp = x
@@ -234,6 +237,8 @@ class Conv2D(_Windowed):
 
     ``out[n, y, x, o] = sum_{i, j, c} x_pad[n, y*sh + i, x*sw + j, c] * kernel[i, j, c, o] + bias[o]``
     """
+
+    window_argument = "kernel_size"
 
     def __init__(
         self,
@@ -326,7 +331,11 @@ class MaxPool2D(_Windowed):
             onehot = argmax[..., None] == np.arange(kh * kw)
             dwindows = (onehot * dout[..., None]).reshape(*argmax.shape, kh, kw)
             return self._tile_windows(dwindows, geometry, x_shape)
-        return self._scatter_windows(lambda i, j: np.where(argmax == i * kw + j, dout, 0), dout.dtype, geometry, x_shape)
+
+        def routed(i: int, j: int) -> np.ndarray:  # dout where offset (i, j) held the maximum
+            return np.where(argmax == i * kw + j, dout, 0)
+
+        return self._scatter_windows(routed, dout.dtype, geometry, x_shape)
 
     def describe(self):
         return f"{self.window}, strides={self.strides}, {self.padding}"

@@ -42,6 +42,26 @@ class Optimizer:
             self._update(param, grad.astype(param.dtype, copy=False), self._slots[index])
         self.iterations += 1
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything needed to resume training exactly: ``iterations`` and the slots, as arrays
+        (``np.savez``-ready; ``slot/<index>/<name>``)."""
+        state = {"iterations": np.array(self.iterations)}
+        for index, slots in enumerate(self._slots or []):
+            for name, value in slots.items():
+                state[f"slot/{index}/{name}"] = value.copy()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray], params: Sequence[np.ndarray]) -> None:
+        """Restore :meth:`get_state` for the parameters ``params`` (same order as in ``apply``)."""
+        self._slots = [self._create_slots(p) for p in params]
+        for index, slots in enumerate(self._slots):
+            for name, value in slots.items():
+                key = f"slot/{index}/{name}"
+                if key not in state or np.shape(state[key]) != value.shape:
+                    raise ConfigError(f"optimizer state: missing or misshapen {key} (expected shape {value.shape})")
+                value[...] = state[key]
+        self.iterations = int(state["iterations"])
+
     def _create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 

@@ -126,6 +126,8 @@ def _select_backend(config: TrainConfig) -> None:
 
 def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
     run = Run.load(path)
+    if run.config.get("dataset", {}).get("name") == "arrays":
+        raise RunError(f"{path}: trained on in-memory arrays (ConvNN.fit); it cannot be resumed from disk")
     extra = sorted(set(options) - set(RESUME_OPTIONS))
     if extra:
         raise ConfigError(f"--resume: {flag(extra[0])} cannot change when resuming (only --epochs / --steps)")

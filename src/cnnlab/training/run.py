@@ -191,6 +191,8 @@ class Run:
         """The dataset the run trained on, split the same way (validation split included)."""
         from cnnlab.training.loop import load_run_dataset
 
+        if self.config.get("dataset", {}).get("name") == "arrays":
+            raise RunError(f"{self.path}: trained on in-memory arrays (ConvNN.fit); the data is not on disk")
         return load_run_dataset(self.train_config, data_dir=data_dir)
 
     def write_config(self) -> None:

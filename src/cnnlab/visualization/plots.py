@@ -109,8 +109,8 @@ def plot_learning_rate(
     ax.set_title("Learning-rate schedule")
     ax.set_xlabel("Optimizer step")
     ax.set_ylabel("Learning rate")
-    positive = rates[np.isfinite(rates) & (rates > 0)]
-    if len(positive) and positive.max() / positive.min() > 100:
+    finite = rates[np.isfinite(rates)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 100:
         ax.set_yscale("log")  # step decays span decades; on a linear axis the tail is invisible
     ax.legend()
     ax.grid(True, alpha=0.3)
