@@ -3,7 +3,9 @@
     python backend_probe.py CHECKPOINT BATCH.npz OUT.npz
 
 Loads the checkpoint, computes logits for the batch, takes three plain-SGD steps (dropout off)
-and one Adam step, round-trips a checkpoint, and writes logits, losses and final weights.
+and one in training mode, round-trips a checkpoint, and writes logits, losses and weights.
+(No Keras optimizer here: on JAX, Keras compiles Adam's update on first use, which costs more
+than the rest of the probe; level 2 only calls its ``apply``.)
 """
 
 import sys
@@ -25,15 +27,14 @@ def main(checkpoint: str, batch: str, out: str) -> None:
     optimizer = lowlevel.SGD(0.1)
     losses = [lowlevel.train_step(net, optimizer, x, y, training=False)[0] for _ in range(3)]
     sgd_weights = net.get_weights()
-    adam = keras.optimizers.Adam(1e-3)
-    adam_loss, _ = lowlevel.train_step(net, adam, x, y)
+    training_loss, _ = lowlevel.train_step(net, optimizer, x, y, training=True, seed=1)
     with tempfile.TemporaryDirectory() as folder:
-        path = lowlevel.save_checkpoint(net, Path(folder) / "probe.npz", adam)
+        path = lowlevel.save_checkpoint(net, Path(folder) / "probe.npz", optimizer)
         copy = lowlevel.build("lenet5", (32, 32, 1), 10, seed=5)
-        lowlevel.load_checkpoint(copy, path, keras.optimizers.Adam(1e-3))
+        lowlevel.load_checkpoint(copy, path, lowlevel.SGD(0.1))
         round_trip = all(np.array_equal(a, b) for a, b in zip(net.get_weights(), copy.get_weights()))
     np.savez(out, backend=keras.backend.backend(), logits=logits, losses=np.array(losses),
-             adam_loss=adam_loss, round_trip=round_trip,
+             training_loss=training_loss, round_trip=round_trip,
              **{f"w{i}": w for i, w in enumerate(sgd_weights)})
 
 

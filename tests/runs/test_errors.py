@@ -21,7 +21,7 @@ def test_folder_that_is_not_a_run_is_a_clean_error(tmp_path):
     folder.mkdir()
     (folder / "notes.txt").write_text("hello\n")
     before = folder_fingerprint(folder)
-    for command in (["evaluate", folder], ["plot", folder], ["export", folder, "--format", "onnx"]):
+    for command in (["evaluate", folder], ["export", folder, "--format", "onnx"]):
         proc = run_cli(*command)
         assert_clean_error(proc, str(folder))
         assert proc.returncode == 2

@@ -54,10 +54,15 @@ def test_export_round_trip(short_run, test_split, format, tmp_path):
 
 
 def test_export_cli_replaces_an_existing_saved_model(short_run, tmp_path):
+    from cnnlab.inference import export
+
     out = tmp_path / "saved_model"
-    for _ in range(2):  # the second export replaces the first, only once it is complete
-        proc = run_cli("export", short_run.path, "--format", "saved_model", "--out", out)
-        assert proc.returncode == 0, proc.stderr
+    export(short_run, format="saved_model", out=out)
+    stale = out / "stale-file"
+    stale.write_text("from the first export\n")
+    proc = run_cli("export", short_run.path, "--format", "saved_model", "--out", out)
+    assert proc.returncode == 0, proc.stderr
     assert f"saved_model: {out}" in proc.stdout
+    assert not stale.exists()  # the folder was replaced as a whole, not written into
     assert (out / "saved_model.pb").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model", "saved_model.json"]

@@ -91,3 +91,47 @@ def test_optimizer_steps_match_keras(keras, name, config):
     assert ours.iterations == int(keras.ops.convert_to_numpy(theirs.iterations)) == 6
     for m, v in zip(mine, variables):
         np.testing.assert_allclose(m, keras.ops.convert_to_numpy(v), rtol=1e-5, atol=1e-6)
+
+
+def test_from_keras_reads_any_chain_of_supported_layers(keras):
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((11, 10, 2)),
+            layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+            layers.BatchNormalization(momentum=0.9, epsilon=1e-4),
+            layers.AveragePooling2D(2, padding="same"),
+            layers.Conv2D(5, 2, use_bias=False),
+            layers.ReLU(),
+            layers.MaxPooling2D(2, strides=1),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(6),
+            layers.Activation("relu"),
+            layers.Dense(3),
+        ],
+        name="chain",
+    )
+    rng = np.random.default_rng(0)
+    # non-trivial BatchNorm statistics, so that inference mode is really tested
+    weights = [w if i not in (4, 5) else rng.uniform(0.5, 1.5, w.shape) for i, w in enumerate(model.get_weights())]
+    model.set_weights(weights)
+    net = scratch.from_keras(model)
+    assert net.name == "chain" and net.input_shape == (11, 10, 2)
+    bn = next(layer for layer in net.layers if isinstance(layer, scratch.BatchNorm))
+    assert (bn.momentum, bn.epsilon) == (0.9, 1e-4)
+    x = rng.normal(size=(4, 11, 10, 2)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(net.predict_logits(x), expected, atol=1e-5)
+
+
+def test_from_keras_refuses_layers_it_cannot_compute(keras):
+    from cnnlab.errors import ModelError
+
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(2, 3), layers.GlobalAveragePooling2D()])
+    with pytest.raises(ModelError, match="GlobalAveragePooling2D has no scratch equivalent"):
+        scratch.from_keras(model)
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(3, activation="tanh")])
+    with pytest.raises(ModelError, match="activation 'tanh' has no scratch equivalent"):
+        scratch.from_keras(model)

@@ -94,7 +94,7 @@ def test_training_on_real_mnist_lowers_the_loss():
     require_data("mnist")
     from cnnlab.data import load_dataset
 
-    data = load_dataset("mnist")
+    data = load_dataset("mnist", require_data())
     pad = ((0, 0), (2, 2), (2, 2), (0, 0))
     x, y = data.train.x[:1000], data.train.y[:1000]
     x_test, y_test = np.pad(data.test.x[:500], pad).astype("float32") / 255, data.test.y[:500]
@@ -146,5 +146,19 @@ def test_optimizer_state_resumes_training_exactly(make):
     for i in range(2, 4):
         resumed.train_step(x[6 * i : 6 * i + 6], y[6 * i : 6 * i + 6], restored)
     assert restored.iterations == 4
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_resumes_from_initial_epoch_and_stops_on_request():
+    x = np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32")
+    y = np.arange(20) % 10
+    straight = scratch.build("softmax", seed=0)
+    straight.fit(x, y, scratch.SGD(0.1), epochs=3, batch_size=5)
+    resumed, optimizer = scratch.build("softmax", seed=0), scratch.SGD(0.1)
+    first = resumed.fit(x, y, optimizer, epochs=3, batch_size=5, on_epoch_end=lambda record: record["epoch"] == 1)
+    assert [r["epoch"] for r in first] == [1]
+    rest = resumed.fit(x, y, optimizer, epochs=3, initial_epoch=1, batch_size=5)
+    assert [r["epoch"] for r in rest] == [2, 3]
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -30,7 +30,7 @@ def test_recipes_match_the_seeds_budgets():
     cifar = resolve_config(recipe="cifar-cnn")
     assert (cifar.optimizer, cifar.lr, cifar.rho, cifar.batch_size, cifar.epochs) == ("rmsprop", 1e-3, 0.9, 128, 50)
     vgg = resolve_config(recipe="vgg-bn-cifar10")
-    assert (vgg.early_stopping, vgg.monitor, vgg.val_split, vgg.batch_size) == (5, "val_loss", "first:10%", 64)
+    assert (vgg.early_stopping, vgg.monitor, vgg.val_split, vgg.batch_size) == (5, "val_loss", "random:10%", 64)
     assert vgg.augmentation == {"shift": 0.2, "zoom": 0.2, "flip": True, "fill": "nearest"}
 
 
@@ -48,7 +48,7 @@ def test_overrides_win_over_the_recipe_and_dataset_is_overridable():
     ({"epochs": 0, "steps": 0}, "--epochs / --steps"),
     ({"bogus": 1}, "unknown option --bogus"),
     ({"schedule": "step"}, "--decay-every"),
-    ({"augmentation": {"twist": 1}}, "--augmentation"),
+    ({"augmentation": {"twist": 1}}, "--augment: unknown key 'twist'"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_option(options, needle):
     options = {"epochs": 1, **options}
@@ -80,3 +80,17 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path):
         assert_clean_error(proc, *needles)
     assert not (tmp_path / "runs").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_model_or_augmentation_values_leave_no_run_folder(tmp_path, data_dir):
+    from cnnlab.errors import ModelError
+    from cnnlab.training import train
+
+    runs = tmp_path / "runs"
+    proc = run_cli("train", "--model", "softmax", "--dataset", "mnist", "--epochs", "1", "--runs-dir", runs,
+                   "--augment", "shift=5", env={"CNNLAB_DATA_DIR": str(data_dir)})
+    assert_clean_error(proc, "--augment", "shift")
+    with pytest.raises(ModelError, match="bogus"):
+        train(model="softmax", dataset="mnist", epochs=1, runs_dir=runs, model_options={"bogus": 1},
+              data_dir=data_dir, verbose=False)
+    assert not runs.exists()

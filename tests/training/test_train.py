@@ -194,3 +194,17 @@ def test_existing_run_name_is_refused(small_run):
 
     with pytest.raises(ConfigError, match="already exists"):
         train(model="softmax", dataset="mnist", epochs=1, runs_dir=small_run.path.parent, name="small")
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(tmp_path, mnist_env):
+    from cnnlab.training import train
+
+    # min_delta 1.0: after the first validation nothing counts as an improvement.
+    run = train(model="softmax", dataset="mnist", val_split=300, max_train_samples=600, max_eval_samples=300,
+                batch_size=100, epochs=10, early_stopping=2, min_delta=1.0, monitor="val_accuracy",
+                restore_best=True, runs_dir=tmp_path, name="early", verbose=False)
+    assert run.metrics["stopped_early"] and run.metrics["epochs"] == 3
+    assert run.metrics["best_step"] == 6  # end of epoch 1
+    best = run.model("best").get_weights()
+    final = run.model().get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(best, final))

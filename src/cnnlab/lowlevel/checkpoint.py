@@ -28,6 +28,11 @@ def _values(variables) -> list[np.ndarray]:
     return [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
 
 
+def _named_arrays(prefix: str, variables) -> dict[str, np.ndarray]:
+    """``{"prefix/NNN/path": value}``: the index keeps the order, the path says what it is."""
+    return {f"{prefix}/{i:03d}/{v.path}": value for i, (v, value) in enumerate(zip(variables, _values(variables)))}
+
+
 def _optimizer_variables(optimizer, net) -> list:
     """The optimizer's variables, created first if it has not taken a step yet (Keras builds lazily)."""
     if optimizer is None:
@@ -40,9 +45,7 @@ def _optimizer_variables(optimizer, net) -> list:
 def save_checkpoint(net, path: str | os.PathLike, optimizer=None, **extra) -> Path:
     """Write ``net``'s variables (and ``optimizer``'s state) to ``path`` (.npz), atomically."""
     path = Path(path)
-    arrays = {f"var/{i:03d}/{v.path}": value for i, (v, value) in enumerate(zip(net.variables, _values(net.variables)))}
-    opt_variables = _optimizer_variables(optimizer, net)
-    arrays.update({f"opt/{i:03d}/{v.path}": value for i, (v, value) in enumerate(zip(opt_variables, _values(opt_variables)))})
+    arrays = {**_named_arrays("var", net.variables), **_named_arrays("opt", _optimizer_variables(optimizer, net))}
     meta = {
         "format": FORMAT,
         "name": net.name,

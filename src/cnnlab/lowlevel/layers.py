@@ -75,6 +75,11 @@ def constant(shape, seed: int = 0, value: float = 0.0) -> np.ndarray:
     return np.full(shape, value, dtype="float32")
 
 
+def _bias_0_1(shape, seed: int = 0) -> np.ndarray:
+    """Seed 0's ``init_bias``: every bias 0.1, so that ReLU units start active."""
+    return constant(shape, seed, value=0.1)
+
+
 @dataclass(frozen=True)
 class Init:
     """How a network's weights and biases start: one named scheme per reference document."""
@@ -87,17 +92,13 @@ class Init:
 
 INITS = {
     # Keras's defaults, and what ``tf.get_variable`` gives seed 3's conv_layer / fc_layer.
-    "glorot": Init("glorot", glorot_uniform, lambda shape, seed: constant(shape, value=0.0)),
+    "glorot": Init("glorot", glorot_uniform, constant),
     # Seed 0's cnn_layers.init_weight / init_bias.
-    "truncated_normal": Init(
-        "truncated_normal", truncated_normal, lambda shape, seed: constant(shape, value=0.1)
-    ),
+    "truncated_normal": Init("truncated_normal", truncated_normal, _bias_0_1),
     # Seed 0's LeNet-5 code as written: its dense biases call init_weight, not init_bias.
-    "seed0": Init(
-        "seed0", truncated_normal, lambda shape, seed: constant(shape, value=0.1), dense_bias=truncated_normal
-    ),
+    "seed0": Init("seed0", truncated_normal, _bias_0_1, dense_bias=truncated_normal),
     # Seed 1's CIFAR-10 network (it has no biases; any that a network does have start at zero).
-    "normal": Init("normal", random_normal, lambda shape, seed: constant(shape, value=0.0)),
+    "normal": Init("normal", random_normal, constant),
     # Seed 0's softmax regression: ``W = tf.Variable(tf.zeros([784, 10]))`` (fine for a linear model only).
     "zeros": Init("zeros", constant, constant),
 }

@@ -155,7 +155,8 @@ class LowLevelNet:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<LowLevelNet {self.name!r} input={self.input_shape} classes={self.num_classes} params={self.count_params()}>"
+        return (f"<LowLevelNet {self.name!r} input={self.input_shape} classes={self.num_classes} "
+                f"params={self.count_params()}>")
 
 
 def build(name: str, input_shape, num_classes: int = 10, seed: int = 0, verbose: bool = False,

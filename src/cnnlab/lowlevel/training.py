@@ -9,8 +9,8 @@ backend has its own way of getting gradients and all three are written out below
 * TensorFlow records the forward pass on a ``tf.GradientTape`` and plays it back
   (``tape.gradient``), https://www.tensorflow.org/guide/autodiff;
 * JAX differentiates a *pure function* of the variable values (``jax.value_and_grad``): the
-  values go in as arguments and nothing is assigned inside it,
-  https://jax.readthedocs.io/en/latest/automatic-differentiation.html;
+  values go in as arguments and nothing is assigned inside it (which is also what lets
+  ``jax.jit`` compile it), https://jax.readthedocs.io/en/latest/automatic-differentiation.html;
 * PyTorch builds the graph as the forward pass runs and ``loss.backward()`` fills each
   parameter's ``.grad``, https://pytorch.org/tutorials/beginner/blitz/autograd_tutorial.html.
 
@@ -114,6 +114,8 @@ def gradients(net, x, y, *, training: bool = True, seed: int | None = None):
         raise ConfigError(f"backend {backend!r}: the low-level trainer supports {', '.join(_GRADIENTS)}")
     if training and seed is None:
         seed = int(net._dropout_rng.integers(2**31 - 1))  # fixed before JAX traces the pure function
+    if seed is not None:
+        seed = int(seed) % (2**31 - 1)  # any integer; dropout seeds are 31-bit on every backend
     x, y = _check_batch(net, x, y)
     return _GRADIENTS[backend](net, x, y, training, seed)
 

@@ -25,7 +25,7 @@ from cnnlab.scratch.layers import (
     padding_amounts,
 )
 from cnnlab.scratch.losses import softmax_cross_entropy
-from cnnlab.scratch.network import Sequential
+from cnnlab.scratch.network import Sequential, limit_blas_threads
 from cnnlab.scratch.optimizers import SGD, Adam, Optimizer
 from cnnlab.scratch.transfer import from_keras, to_keras
 from cnnlab.scratch.zoo import build, list_networks
@@ -49,6 +49,7 @@ __all__ = [
     "padding_amounts",
     "softmax_cross_entropy",
     "Sequential",
+    "limit_blas_threads",
     "Optimizer",
     "SGD",
     "Adam",

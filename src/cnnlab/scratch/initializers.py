@@ -20,8 +20,9 @@ from cnnlab.errors import ConfigError
 Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], np.ndarray]
 
 __all__ = [
-    "Initializer", "glorot_uniform", "he_uniform", "random_normal", "truncated_normal", "constant", "zeros", "ones", "get",
-]
+    "Initializer", "glorot_uniform", "he_uniform", "random_normal", "truncated_normal",
+    "constant", "zeros", "ones", "get",
+]  # fmt: skip
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:

@@ -83,7 +83,8 @@ class ConvNN:
             val_split = Split(_as_images(X_val, "validation_data[0]"), self._encode(y_val, "validation_data[1]"))
         data = Dataset("arrays", train_split, val_split, None, [str(c) for c in self.classes_],
                        meta={"source": "ConvNN.fit arrays"})
-        model_options = dict(self.options.pop("model_options", {}) or {})
+        options = dict(self.options)
+        model_options = dict(options.pop("model_options", None) or {})
         if self.dropout_rate is not None:
             model_options.setdefault("dropout", self.dropout_rate)
         runs_dir = self.runs_dir or tempfile.mkdtemp(prefix="cnnlab-convnn-")
@@ -91,7 +92,7 @@ class ConvNN:
         self.run_ = train(model=self.model, dataset=data, runs_dir=runs_dir, verbose=self.verbose,
                           epochs=self.epochs, batch_size=self.batch_size, lr=self.learning_rate,
                           optimizer=self.optimizer, shuffle=self.shuffle, seed=seed, normalize=self.normalize,
-                          model_options=model_options, val_split=None, **self.options)
+                          model_options=model_options, val_split=None, **options)
         self.preprocessing_ = self.run_.preprocessing
         self.model_ = self.run_.model("final")
         self.history_ = self.run_.history

@@ -101,11 +101,30 @@ def load_run_dataset(config: TrainConfig, data_dir=None):
     """The dataset as the run sees it: validation split, then the sample caps (fixed subsets)."""
     from cnnlab.data import load_dataset
 
-    data = load_dataset(config.dataset, data_dir=data_dir, val_split=config.val_split)
+    spec = config.val_split
+    if isinstance(spec, str) and spec.startswith("random:"):
+        data = load_dataset(config.dataset, data_dir=data_dir)
+        data.train, data.val = _random_validation(data.train, spec.removeprefix("random:"))
+    else:
+        data = load_dataset(config.dataset, data_dir=data_dir, val_split=spec)
     data.train = _subset(data.train, config.max_train_samples)
     data.val = _subset(data.val, config.max_eval_samples)
     data.test = _subset(data.test, config.max_eval_samples)
     return data
+
+
+def _random_validation(train, amount: str):
+    """``val_split="random:10%"``: a fixed random sample (same for every run seed) as validation.
+
+    For training sets stored in class order (image folders such as the CIFAR-10 JPEG copy),
+    where "first 10%" would be one class. On a set in random order, as canonical CIFAR-10 is,
+    it is what seed 2's "first 10%" amounts to.
+    """
+    from cnnlab.data.splits import split_off_validation
+
+    order = np.random.default_rng(0).permutation(len(train))
+    kept, val, _ = split_off_validation(train.take(order), f"first:{amount}")
+    return kept, val
 
 
 def _subset(split, limit: int):
@@ -160,12 +179,13 @@ class _Session:
         from cnnlab.training.progress import Reporter, close_log, open_log
         from cnnlab.training.tensorboard import TensorBoardLog
 
+        self._build()  # bad data / model options fail here, before anything is written
         self.path.mkdir(parents=True, exist_ok=True)
         self.logger = open_log(self.path / LOG)
         self.report = Reporter(self.logger, verbose=self.verbose)
         self.tensorboard = TensorBoardLog(self.path / "tensorboard", self.logger)
         try:
-            self._prepare()
+            self._start()
             with self._sigint_to_flag():
                 self._loop()
             return self._finish()
@@ -174,14 +194,20 @@ class _Session:
             self.tensorboard.close()
             close_log(self.logger)
 
-    def _prepare(self) -> None:
+    def _build(self) -> None:
+        """Data, preprocessing, augmentation and the engine; writes nothing."""
         from cnnlab._keras import keras
         from cnnlab.backend import quiet_native_stderr
         from cnnlab.data.augmentation import Augmentation
         from cnnlab.data.preprocessing import Preprocessing
+        from cnnlab.errors import DataError
         from cnnlab.training.engines import make_engine, total_steps
 
         config = self.config
+        try:
+            self.augmentation = Augmentation.from_dict(config.augmentation)
+        except DataError as exc:
+            raise ConfigError(f"--augment: {exc}") from None
         keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
         self.data = self.preloaded or load_run_dataset(config, self.data_dir)
         if self.resume_from is not None:
@@ -189,7 +215,6 @@ class _Session:
         else:
             self.preprocessing = Preprocessing(image_size=self.data.input_shape[:2], channels=self.data.input_shape[2],
                                                pad=config.pad, normalize=config.normalize).fit(self.data.train.x)
-        self.augmentation = Augmentation.from_dict(config.augmentation)
         n = len(self.data.train)
         self.batches_per_epoch = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         if self.batches_per_epoch == 0:
@@ -200,12 +225,16 @@ class _Session:
             self.engine = make_engine(config, self.preprocessing.output_shape, self.data.num_classes,
                                       self.total_steps)
         self.state = LoopState(total_steps=self.total_steps)
+
+    def _start(self) -> None:
+        """A fresh run writes its config and graph; a resumed one restores its checkpoint."""
+        config = self.config
         if self.resume_from is None:
             self._write_config()
             self.tensorboard.graph(self.engine.keras_model(), self.preprocessing.output_shape)
-            self.report.say(f"run {self.path}: {config.model} on {config.dataset} ({n} training images, "
-                            f"{self.total_steps} steps = {self.total_steps / self.batches_per_epoch:.2f} epochs, "
-                            f"level {config.level}, backend {config.backend}, seed {config.seed})")
+            self.report.say(f"run {self.path}: {config.model} on {config.dataset} ({len(self.data.train)} training "
+                            f"images, {self.total_steps} steps = {self.total_steps / self.batches_per_epoch:.2f} "
+                            f"epochs, level {config.level}, backend {config.backend}, seed {config.seed})")
         else:
             self._restore()
         self._session_started = time.perf_counter()
