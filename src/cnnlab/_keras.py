@@ -5,6 +5,14 @@ from cnnlab.backend import configure, quiet_native_stderr
 configure()
 
 with quiet_native_stderr():
-    import keras  # noqa: E402  (on TensorFlow this also loads TF, whose C++ logger ignores env vars)
+    # On TensorFlow this also loads TF, whose C++ logger ignores the log-level variables at
+    # start-up; listing the devices here makes TF probe for CUDA now, while stderr is quiet,
+    # instead of printing a "failed call to cuInit" line at the first operation.
+    import keras  # noqa: E402
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as _tf
+
+        _tf.config.list_physical_devices()
 
 __all__ = ["keras"]

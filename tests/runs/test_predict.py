@@ -70,7 +70,7 @@ def test_predict_image_files(short_run, confident_digit, tmp_path):
 def test_predict_api_matches_the_model_on_the_same_array(short_run, test_split, tmp_path):
     """Two different test digits through the Python API: probabilities equal the model's on the arrays."""
     from cnnlab.inference import predict
-    from cnnlab.inference.predict import format_predictions
+    from cnnlab.inference.prediction import format_predictions
 
     images = test_split.x[:2]
     paths = []

@@ -317,6 +317,28 @@ def prepare_predict_run(workdir: Path) -> tuple[str, ...] | None:
     return (str(workdir / "predict-bench"), str(workdir / "digit.png"))
 
 
+HEAVY_PACKAGES = ("tensorflow", "jax", "torch", "sklearn", "scipy", "matplotlib", "keras")
+
+
+def import_breakdown(statement: str = "import keras", env: dict | None = None) -> dict[str, float]:
+    """Seconds spent importing each heavy package during ``statement`` (``python -X importtime``).
+
+    The figure is the cumulative time of the package's first import, wherever it came from:
+    e.g. on TensorFlow ``import keras`` also imports scikit-learn (``keras.wrappers``) and JAX
+    (``tensorflow.lite``), which explains a start-up far longer than TensorFlow's own.
+    """
+    run = run_process([sys.executable, "-X", "importtime", "-c", statement], env=env, timeout=300)
+    seconds: dict[str, float] = {}
+    for line in run.stderr.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        _, cumulative, name = line.split("|")
+        name = name.strip()
+        if name in HEAVY_PACKAGES and cumulative.strip().isdigit():
+            seconds[name] = int(cumulative) / 1e6  # the package line closes its own import: keep the last
+    return seconds
+
+
 def startup_section(budget: Budget, workdir: Path, log=print) -> list[Table]:
     log("start-up")
     predict_args = prepare_predict_run(workdir)
@@ -329,6 +351,11 @@ def startup_section(budget: Budget, workdir: Path, log=print) -> list[Table]:
         log(f"  {m.contender.label:<44} {_fmt(m.median_seconds(), '.2f')} s")
     if predict_args is None:
         table.notes.append("cnnlab predict not measured: the tiny run it needs could not be trained here.")
+    for backend in ("tensorflow", "jax", "torch"):
+        parts = import_breakdown(env={"KERAS_BACKEND": backend})
+        if parts:
+            detail = ", ".join(f"{name} {sec:.2f} s" for name, sec in sorted(parts.items(), key=lambda kv: -kv[1]))
+            table.notes.append(f"`import keras` on {backend} (python -X importtime, cumulative per package): {detail}")
     return [table]
 
 

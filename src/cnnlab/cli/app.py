@@ -69,14 +69,33 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
     return typer.Exit(code)
 
 
+def _usage_error_line(exc: "typer.TyperException") -> str:
+    """Typer/Click usage errors as one line: the message and where to look for help."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"cnnlab: error: {message}{hint}"
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, prog_name="cnnlab")
+        # standalone_mode=False: usage errors reach us, so they are printed as one line
+        # like every other error instead of Typer's multi-line box.
+        code = app(args=argv, prog_name="cnnlab", standalone_mode=False)
     except CnnlabError as exc:
         if _debug:
             raise
         typer.echo(f"cnnlab: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `cnnlab` or a bare group: show help
+            typer.echo(exc.format_message())
+            sys.exit(0)
+        typer.echo(_usage_error_line(exc), err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        typer.echo("cnnlab: aborted", err=True)
+        sys.exit(1)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         if _debug:
             raise
@@ -85,3 +104,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("cnnlab: interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

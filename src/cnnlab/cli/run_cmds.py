@@ -40,7 +40,7 @@ def evaluate(
     run: Path = typer.Argument(..., metavar="RUN", help="Run folder, e.g. runs/lenet5-mnist-..."),
     split: str = typer.Option("test", "--split", metavar="test|val", help="Which split of the run's dataset."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Images per forward pass."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     checkpoint: str = typer.Option("final", "--checkpoint", metavar="final|best|latest", help=CHECKPOINT_HELP),
 ) -> None:
     """Loss, accuracy, top-5, per-class precision/recall/F1 and the confusion matrix of a run.
@@ -57,13 +57,15 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     files: List[Path] = typer.Argument(..., metavar="FILE_OR_DIR...", help="Image files, or folders of them."),
-    top_k: int = typer.Option(3, "--top-k", min=1, help="How many classes to show per image."),
-    json_output: bool = typer.Option(False, "--json", help='Print a JSON list of {"file", "top": [{"class", "probability"}]}.'),
+    top_k: int = typer.Option(3, "--top-k", help="How many classes to show per image."),
+    json_output: bool = typer.Option(
+        False, "--json", help='Print a JSON list of {"file", "top": [{"class", "probability"}]}.'
+    ),
     checkpoint: str = typer.Option("final", "--checkpoint", metavar="final|best|latest", help=CHECKPOINT_HELP),
 ) -> None:
     """Classify image files with a run's model, preprocessed exactly as in training."""
     from cnnlab.inference import predict as predict_files
-    from cnnlab.inference.predict import format_predictions
+    from cnnlab.inference.prediction import format_predictions
 
     predictions = predict_files(run, files, top_k=top_k, which=checkpoint)
     typer.echo(json.dumps(predictions, indent=2) if json_output else format_predictions(predictions))
@@ -80,7 +82,10 @@ def plot(run: Path = typer.Argument(..., metavar="RUN", help="Run folder.")) -> 
 def export(
     run: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     format: str = typer.Option("keras", "--format", metavar="keras|saved_model|onnx", help="Export format."),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="PATH", help="Where to write it. Default: RUN/export/model.keras, RUN/export/saved_model or RUN/export/model.onnx."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", metavar="PATH",
+        help="Where to write it. Default: RUN/export/model.keras, RUN/export/saved_model or RUN/export/model.onnx.",
+    ),
     checkpoint: str = typer.Option("final", "--checkpoint", metavar="final|best|latest", help=CHECKPOINT_HELP),
 ) -> None:
     """Export a run's model with a softmax-probability output, plus a JSON sidecar (class names, preprocessing)."""
@@ -92,10 +97,14 @@ def export(
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-output"), "--out", metavar="DIR", help="Folder for everything the demo writes."),
-    epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", min=1, help="Training epochs."),
+    out: Path = typer.Option(Path("demo-output"), "--out", metavar="DIR", help="Folder for all the demo writes."),
+    epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", help="Training epochs."),
 ) -> None:
     """Offline tour on scikit-learn's digits: sample grid, train a small CNN, evaluate, plot, predict."""
+    from cnnlab.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} exists and is not a folder")
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     say = typer.echo

@@ -10,7 +10,8 @@ import numpy as np
 
 from cnnlab.errors import ConfigError, RunError
 from cnnlab.evaluation import metrics
-from cnnlab.inference.forward import DEFAULT_BATCH_SIZE, RunLike, load_model, open_run, predict_logits, softmax
+from cnnlab.inference.forward import (DEFAULT_BATCH_SIZE, RunLike, check_batch_size, load_model, open_run,
+                                      predict_logits, softmax)
 
 SPLITS = ("test", "val")
 # The misclassified grid shows the most confident mistakes first: those say most about the model.
@@ -23,7 +24,7 @@ class Report:
 
     run: str
     split: str
-    model: str
+    checkpoint: str
     num_examples: int
     loss: float
     accuracy: float
@@ -43,7 +44,7 @@ class Report:
         """Human-readable report: headline figures, per-class table, confusion matrix, files written."""
         top5 = "" if self.top5_accuracy is None else f"   top-5 accuracy {self.top5_accuracy:.4f}"
         lines = [
-            f"{self.run}: {self.split} split, {self.num_examples} images, {self.model} model",
+            f"{self.run}: {self.split} split, {self.num_examples} images, {self.checkpoint} model",
             f"loss {self.loss:.4f}   accuracy {self.accuracy:.4f}{top5}",
             "",
             metrics.format_per_class_table(self.per_class),
@@ -74,6 +75,7 @@ def evaluate(
     """
     if split not in SPLITS:
         raise ConfigError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    check_batch_size(batch_size)
     run = open_run(run_or_path)
     data = run.dataset().split(split)  # a DataError naming the dataset if the split is absent
     if len(data) == 0:
@@ -87,7 +89,7 @@ def evaluate(
     report = Report(
         run=str(run.path),
         split=split,
-        model=which,
+        checkpoint=which,
         num_examples=len(labels),
         loss=metrics.cross_entropy(logits, labels),
         accuracy=metrics.accuracy(labels, predicted),

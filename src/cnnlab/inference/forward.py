@@ -50,16 +50,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return _scipy_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
 
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        from cnnlab.errors import ConfigError
+
+        raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
+
+
 def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """Logits of ``model`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training.
 
     Batches are preprocessed one at a time, so a large test split never exists in memory as
     float32 all at once.
     """
-    if batch_size < 1:
-        from cnnlab.errors import ConfigError
-
-        raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
+    check_batch_size(batch_size)
     from cnnlab._keras import keras
 
     # A plain call, not predict(): no progress bar, and no tf.function retraced for every batch shape.

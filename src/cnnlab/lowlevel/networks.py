@@ -52,7 +52,11 @@ def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5):
 
 
 def cifar_cnn(s: Scope, x, num_classes: int, conv_dropout: float = 0.2, dense_dropout: float = 0.5):
-    """Seed 1's CIFAR-10 network: three SAME conv/pool/dropout blocks and fc 625, all without biases."""
+    """Seed 1's CIFAR-10 network: three SAME conv/pool/dropout blocks and fc 625, all without biases.
+
+    The third dropout comes before the flatten here and after it in the Keras model: an
+    element-wise op, so the same thing.
+    """
     h = x
     for i, filters in enumerate((32, 64, 128), start=1):
         h = conv_layer(s, h, f"conv_{i}", (3, 3), filters, padding="SAME", use_bias=False)
@@ -102,6 +106,7 @@ class LowLevelNet:
         self.options = options
         self.init = init
         self.seed = seed
+        # Draws a dropout seed per step when the caller gives none; saved with a run to resume it.
         self._dropout_rng = np.random.default_rng(seed)
         self.compiled: dict = {}  # backend-compiled step functions (JAX), built on first use
 

@@ -85,8 +85,9 @@ def _jax_gradients(net, x, y, training, seed):
             logits = net.apply(values, x, training=training, seed=seed)
             return cross_entropy(logits, y), logits
 
-        # jax.jit compiles forward + backward once per batch shape; run op by op instead,
-        # JAX compiles every primitive separately, which is slower on the first step and after.
+        # Compiled once per batch shape by jax.jit. Run op by op instead, JAX would compile each
+        # primitive on its own, slower on the first step (seconds per op on a busy CPU) and after.
+        # The dropout seed is an argument, so a new seed does not mean a new compilation.
         net.compiled[key] = jax.jit(jax.value_and_grad(loss_of, has_aux=True))
     values = [v.value for v in net.variables]
     (loss, logits), grads = net.compiled[key](values, x, y, jax.numpy.uint32(seed or 0))
@@ -113,7 +114,7 @@ def gradients(net, x, y, *, training: bool = True, seed: int | None = None):
     if backend not in _GRADIENTS:
         raise ConfigError(f"backend {backend!r}: the low-level trainer supports {', '.join(_GRADIENTS)}")
     if training and seed is None:
-        seed = int(net._dropout_rng.integers(2**31 - 1))  # fixed before JAX traces the pure function
+        seed = int(net._dropout_rng.integers(2**31 - 1))  # drawn here: the step itself stays pure
     if seed is not None:
         seed = int(seed) % (2**31 - 1)  # any integer; dropout seeds are 31-bit on every backend
     x, y = _check_batch(net, x, y)

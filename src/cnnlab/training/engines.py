@@ -119,11 +119,23 @@ class KerasEngine(Engine):
 
     def get_state(self):
         convert = self._keras.ops.convert_to_numpy
-        return {f"{owner}/{i:04d}/{v.path}": np.asarray(convert(v.value)) for i, (owner, v) in enumerate(self._variables())}
+        state = {f"{owner}/{i:04d}/{v.path}": np.asarray(convert(v.value))
+                 for i, (owner, v) in enumerate(self._variables())}
+        if self._keras.backend.backend() == "torch":
+            # Keras's torch backend runs unseeded Dropout through torch's global generator
+            # (torch.nn.functional.dropout), not through the layer's seed generator.
+            import torch
+
+            state["rng/torch"] = torch.get_rng_state().numpy()
+        return state
 
     def set_state(self, state):
+        if "rng/torch" in state and self._keras.backend.backend() == "torch":
+            import torch
+
+            torch.set_rng_state(torch.from_numpy(np.array(state["rng/torch"], dtype=np.uint8)))
         variables = self._variables()
-        keys = sorted(state)
+        keys = sorted(k for k in state if not k.startswith("rng/"))
         if len(keys) != len(variables):
             raise ValueError(f"checkpoint holds {len(keys)} arrays, the model needs {len(variables)}")
         for key, (_, variable) in zip(keys, variables):

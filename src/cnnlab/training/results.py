@@ -40,8 +40,8 @@ def changed_options(run: Run, recipe: dict) -> list[str]:
     train = run.config["train"]
     expected = apply_options(TrainConfig(), {k: v for k, v in recipe.items() if k not in FREE_OPTIONS}).to_dict()
     changed = [k for k in recipe if k not in FREE_OPTIONS and train.get(k) != expected[k]]
-    for cap in ("max_train_samples", "max_eval_samples"):
-        if train.get(cap):
+    for cap in ("max_train_samples", "max_eval_samples"):  # subsets the recipe did not ask for
+        if train.get(cap) and cap not in recipe:
             changed.append(cap)
     return changed
 

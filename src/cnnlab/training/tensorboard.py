@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cnnlab.backend import quiet_native_stderr
+
 
 class TensorBoardLog:
     def __init__(self, folder: Path, logger: logging.Logger):
@@ -22,12 +24,11 @@ class TensorBoardLog:
     def _get_writer(self):
         if self._writer is None and not self._failed:
             try:
-                from cnnlab.backend import quiet_native_stderr
-
                 with quiet_native_stderr():
                     import tensorflow as tf
-                self._tf = tf
-                self._writer = tf.summary.create_file_writer(str(self.folder))
+
+                    self._tf = tf
+                    self._writer = tf.summary.create_file_writer(str(self.folder))
             except Exception as exc:  # optional output: never stop training for it
                 self._failed = True
                 self.logger.warning("tensorboard: disabled (%s)", exc)
@@ -37,7 +38,9 @@ class TensorBoardLog:
         writer = self._get_writer()
         if writer is None:
             return
-        with writer.as_default():
+        # TensorFlow's C++ logger prints start-up notices at its first ops (when Keras runs on
+        # JAX or PyTorch, these are TensorFlow's first ops); keep them off the user's terminal.
+        with quiet_native_stderr(), writer.as_default():
             for name, value in values.items():
                 if value is not None:
                     self._write(name, self._tf.constant(float(value), self._tf.float32), step, "scalars")
@@ -66,7 +69,7 @@ class TensorBoardLog:
 
             lines = []
             model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
-            with writer.as_default():
+            with quiet_native_stderr(), writer.as_default():
                 self._write("model", tf.constant("```\n" + "\n".join(lines) + "\n```"), 0, "text")
                 if keras.backend.backend() == "tensorflow":
                     forward = tf.function(lambda x: model(x, training=False))

@@ -135,7 +135,9 @@ def planned_learning_rate(run, points: int = 200) -> tuple[np.ndarray, np.ndarra
         return steps, np.array([rate_at(rate, int(step)) for step in steps])
 
 
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, title: str = "Confusion matrix"
+) -> Path:
     """Counts as a heat map, true class down and predicted class across, each cell labelled."""
     matrix = np.asarray(matrix)
     n = len(class_names)

@@ -63,7 +63,9 @@ def probability_model(model):
     return wrapped
 
 
-def export(run_or_path: RunLike, format: str = "keras", out: str | os.PathLike | None = None, *, which: str = "final") -> Exported:
+def export(
+    run_or_path: RunLike, format: str = "keras", out: str | os.PathLike | None = None, *, which: str = "final"
+) -> Exported:
     """Export a run's model (``which``: final, best or latest) in ``format``; return where it went.
 
     ``out`` defaults to ``RUN/export/model.keras``, ``RUN/export/saved_model`` or
@@ -99,8 +101,16 @@ def _write_saved_model(model, path: Path) -> None:
 def _write_onnx(model, path: Path) -> None:
     from cnnlab.io import atomic_path
 
-    with atomic_path(path, suffix=".onnx") as tmp, _quiet_exporter():
-        model.export(os.fspath(tmp), format="onnx", verbose=False)
+    try:
+        with atomic_path(path, suffix=".onnx") as tmp, _quiet_exporter():
+            model.export(os.fspath(tmp), format="onnx", verbose=False)
+    except ImportError as exc:  # each backend has its own converter (tf2onnx, jax2onnx, torch.onnx's onnxscript)
+        from cnnlab._keras import keras
+
+        raise ConfigError(
+            f"--format onnx: the {keras.backend.backend()} backend's ONNX converter is not installed "
+            f"({' '.join(str(exc).split())}); install it, or export with --backend tensorflow"
+        ) from None
 
 
 _WRITERS = {"keras": _write_keras, "saved_model": _write_saved_model, "onnx": _write_onnx}
@@ -111,7 +121,7 @@ def _require_backend(format: str, *backends: str) -> None:
 
     if keras.backend.backend() not in backends:
         raise ConfigError(
-            f"--format {format}: needs the {' or '.join(backends)} backend, this run uses {keras.backend.backend()!r}; "
+            f"--format {format}: needs the {' or '.join(backends)} backend, not {keras.backend.backend()!r}; "
             f"export with --backend {backends[0]}"
         )
 
@@ -138,10 +148,8 @@ def _atomic_directory(path: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield staging / path.name
-        old = None
         if path.exists():
-            old = staging / "previous"
-            os.replace(path, old)
+            os.replace(path, staging / "previous")  # deleted with the staging folder below
         os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""``cnnlab results``: docs/results.md from run folders, every figure read from a run."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import require_data, run_cli
+
+TINY = """
+description = "a tiny recipe for the results table"
+model = "softmax"
+dataset = "mnist"
+val_split = 300
+max_train_samples = 600
+max_eval_samples = 300
+optimizer = "sgd"
+lr = 0.5
+batch_size = 50
+steps = 12
+
+[reference]
+accuracy = 0.9
+target = 0.5
+source = "made up for this test"
+"""
+
+
+def test_results_table_counts_faithful_runs_and_lists_the_others(tmp_path, monkeypatch):
+    data = require_data("mnist", "train-images-idx3-ubyte.gz").parents[1]
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "tiny.toml").write_text(TINY)
+    monkeypatch.setenv("CNNLAB_RECIPES_DIR", str(recipes))
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(data))
+    from cnnlab.training import train
+    from cnnlab.training.results import results_markdown
+
+    runs = tmp_path / "runs"
+    accuracies = [train(recipe="tiny", seed=seed, runs_dir=runs, name=f"tiny-{seed}", verbose=False).metrics["accuracy"]
+                  for seed in (0, 1)]
+    train(recipe="tiny", lr=0.1, runs_dir=runs, name="tiny-lr", verbose=False)
+    shutil.copytree(runs / "tiny-0", runs / "tiny-cut")
+    (runs / "tiny-cut" / "metrics.json").unlink()
+    (runs / "tiny-cut" / "model.keras").unlink()
+
+    text = results_markdown(runs)
+    row = next(line for line in text.splitlines() if line.startswith("| tiny |"))
+    mean = sum(accuracies) / 2
+    assert f"{mean:.2%}" in row and "| 0, 1 |" in row and "| 7,850 |" in row and "90.00%" in row
+    assert ("| yes |" if mean >= 0.5 else "| no |") in row
+    assert "`tiny-lr` modified (lr)" in text
+    assert "`tiny-cut` unfinished: 1 epochs, step 12 of 12" in text
+
+    out = tmp_path / "results.md"
+    proc = run_cli("results", "--runs-dir", runs, "--out", out, env={"CNNLAB_RECIPES_DIR": str(recipes)})
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == text
