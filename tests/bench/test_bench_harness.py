@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from cnnlab.bench.harness import Budget, Contender, alternate, python_cmd, task_args, training_flops, BENCHMARKS_DIR
+from cnnlab.bench.harness import BENCHMARKS_DIR, Contender, alternate, python_cmd, task_args, training_flops
 from cnnlab.bench.machine import machine_info, matmul_gflops
 from cnnlab.bench.process import run_process
 from cnnlab.bench.protocol import parse_result
@@ -53,6 +53,7 @@ def test_lenet5_forward_flops_equal_hand_count():
     assert count_flops(model) == lenet5_hand_count()
 
 
+@pytest.mark.slow
 def test_training_flops_are_three_forward_passes():
     assert training_flops(["lenet5"]) == {"lenet5": 3 * lenet5_hand_count()}
 
@@ -77,12 +78,14 @@ def test_process_reports_its_own_peak_memory():
     assert result.peak_rss_mb > 190
 
 
+@pytest.mark.slow
 def test_plain_torch_contender_reports_throughput_per_segment():
     contender = Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py")))
     [measurement] = alternate([contender], rounds=1, extra_args=task_args("lenet5", 2, 2, 1))
     assert measurement.errors == []
     [result] = measurement.results
     assert len(result["images_per_s"]) == 2 and all(r > 0 for r in result["images_per_s"])
+    assert len(result["images_per_cpu_s"]) == 2
     assert measurement.median_rss_mb() > 0
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from conftest import require_data, run_cli
 
 TINY = """

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,6 +157,7 @@ def test_not_a_run_folder_is_a_run_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_a_one_line_error_and_the_folder_is_untouched(small_run, tmp_path, mnist_env):
     import shutil
 

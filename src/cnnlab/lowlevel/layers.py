@@ -147,7 +147,8 @@ def dropout(x, rate: float, seed: int):
     """
     if rate <= 0:
         return x
-    return keras.random.dropout(x, rate, seed=seed)
+    # keras.random.dropout on PyTorch does not convert NumPy input itself
+    return keras.random.dropout(ops.convert_to_tensor(x), rate, seed=seed)
 
 
 # --------------------------------------------------------------------------- variable scope

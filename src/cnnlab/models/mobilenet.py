@@ -10,6 +10,7 @@ convolution + BN projects the shortcut (the paper has no shortcut there).
 from __future__ import annotations
 
 from cnnlab._keras import keras
+from cnnlab.errors import ModelError
 from cnnlab.models.blocks import batch_norm, classifier, conv_bn_relu, model_input
 from cnnlab.models.registry import register_model
 
@@ -36,19 +37,25 @@ def inverted_residual(x, expansion: int, filters: int, stride: int, name: str):
     return layers.Add(name=f"{name}_add")([skip, y])
 
 
-def mobilenet_v2_cifar(input_shape=(32, 32, 3), num_classes=10, *, width=1.0):
+def mobilenet_v2_cifar(input_shape=(32, 32, 3), num_classes=10, *, width=1.0, repeats=None):
     """MobileNetV2 (Sandler et al. 2018) in the CIFAR form: conv 3x3 32 at stride 1, the seven
     inverted-residual stages of table 2 with strides 1, 1, 2, 2, 1, 2, 1, conv 1x1 1280, global
     average pooling, dense. ReLU as in the CIFAR reference implementation (the paper uses
-    ReLU6). ``width`` scales every layer's channels.
+    ReLU6). ``width`` scales every layer's channels; ``repeats`` replaces table 2's block
+    counts per stage (1, 2, 3, 4, 3, 3, 1).
     """
+    stages = CIFAR_STAGES
+    if repeats is not None:
+        if len(repeats) != len(CIFAR_STAGES) or min(repeats) < 1:
+            raise ModelError(f"mobilenet_v2: option repeats must give 7 positive counts, got {repeats!r}")
+        stages = tuple((t, c, int(n), s) for (t, c, _, s), n in zip(CIFAR_STAGES, repeats))
 
     def scaled(channels):
         return max(1, int(round(channels * width)))
 
     inputs = model_input(input_shape)
     x = conv_bn_relu(inputs, scaled(32), 3, "stem")
-    for stage, (expansion, filters, repeats, stride) in enumerate(CIFAR_STAGES, start=1):
+    for stage, (expansion, filters, repeats, stride) in enumerate(stages, start=1):
         for block in range(1, repeats + 1):
             x = inverted_residual(x, expansion, scaled(filters), stride if block == 1 else 1,
                                   f"stage{stage}_block{block}")
@@ -65,6 +72,6 @@ register_model(
     min_size=8,
     reference_params=2296922,
     reference_note="trainable parameters of the common CIFAR form (kuangliu/pytorch-cifar MobileNetV2)",
-    quick_options={"width": 0.25},
+    quick_options={"width": 0.25, "repeats": (1,) * 7},
     quick_size=16,
 )(mobilenet_v2_cifar)

@@ -29,8 +29,9 @@ class ModelInfo:
     height and width the architecture accepts. ``reference_params`` is the published parameter
     count (trainable parameters for the modern networks, every parameter for the reference
     networks) at ``reference_input_shape`` and ``reference_num_classes``; ``None`` if there is none.
-    ``quick_options`` make a smaller variant of the same code path (narrower, shallower) for smoke
-    tests and for checking that the model learns on a CPU in seconds.
+    ``quick_options`` make a smaller variant of the same code path (narrower, and for the deep
+    families fewer blocks: building a training graph costs time per layer) for smoke tests and
+    for checking that the model learns on a CPU in seconds; ``quick_size`` is its image size.
     """
 
     name: str

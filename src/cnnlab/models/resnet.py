@@ -69,7 +69,7 @@ for _depth, _params in _RESNET_PARAMS.items():
         min_size=4,
         reference_params=_params,
         reference_note="trainable parameters, as in the paper's table 6 (0.27M ... 1.7M)",
-        quick_options={"width": 8},
+        quick_options={"width": 8, "depth": 8},
         quick_size=16,
         depth=_depth,
     )(resnet_cifar)
@@ -156,7 +156,7 @@ for _depth, _k, _params in ((16, 4, 2748890), (28, 10, 36479194)):
         input_shape=(32, 32, 3),
         min_size=4,
         reference_params=_params,
-        quick_options={"widen_factor": 1},
+        quick_options={"widen_factor": 1, "depth": 10},
         quick_size=16,
         depth=_depth,
         widen_factor=_k,

@@ -89,8 +89,6 @@ def load_state_arrays(run_path: Path, kind: str = "latest") -> tuple[dict, dict[
 
 def load_checkpoint_model(run_path: Path, kind: str = "latest"):
     """The Keras model of checkpoint ``kind`` (not compiled)."""
-    from cnnlab._keras import keras
-
     pointer = _require(run_path, kind)
     path = checkpoint_dir(run_path) / pointer["dir"] / "model.keras"
     return load_keras_file(path)
