@@ -36,9 +36,10 @@ def image_set():
 def _check(data, arrays):
     assert data.class_names == ["cats", "dogs"]
     assert len(data.train) == 5 and len(data.test) == 5
-    np.testing.assert_array_equal(data.train.y, [0, 0, 0, 1, 1])
-    expected = np.stack([arrays[n] for n in sorted(arrays) if n.startswith("train/")])
-    np.testing.assert_array_equal(data.train.x, expected)
+    # Splits come in a fixed shuffled order: compare (image, label) pairs, not positions.
+    expected = {arrays[n].tobytes(): (0 if "/cats/" in n else 1) for n in arrays if n.startswith("train/")}
+    got = {x.tobytes(): int(y) for x, y in zip(data.train.x, data.train.y)}
+    assert got == expected
 
 
 def test_folder_tree(tmp_path, image_set):
@@ -47,6 +48,19 @@ def test_folder_tree(tmp_path, image_set):
     data = load_dataset(f"folder:{tmp_path / 'pets'}")
     _check(data, arrays)
     assert data.meta["ignored_files"] == 1
+
+
+def test_folder_order_is_mixed_and_repeatable(tmp_path):
+    """Files are read class by class; the split is interleaved so "first:10%" is not one class."""
+    rng = np.random.default_rng(1)
+    files = {f"train/{cls}/{i:03d}.png": png_bytes(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+             for cls in ("a", "b", "c", "d") for i in range(25)}
+    write_folder(tmp_path / "set", files)
+    first = load_dataset(f"folder:{tmp_path / 'set'}", val_split="first:10%", cache=False)
+    again = load_dataset(f"folder:{tmp_path / 'set'}", val_split="first:10%", cache=False)
+    assert len(set(first.val.y.tolist())) > 1
+    np.testing.assert_array_equal(first.val.x, again.val.x)
+    np.testing.assert_array_equal(first.train.y, again.train.y)
 
 
 @pytest.mark.parametrize("kind", ["tar.gz", "tar", "zip"])
@@ -77,7 +91,10 @@ def test_class_folders_only_split_by_val_split(tmp_path):
     write_folder(tmp_path / "flat", files)
     data = load_dataset(f"folder:{tmp_path / 'flat'}", val_split="last:2")
     assert data.test is None and len(data.train) == 3 and len(data.val) == 2
-    assert data.val.y.tolist() == [1, 1]
+    # The validation images are the last two of the interleaved order, disjoint from train.
+    pairs = lambda split: {(x.tobytes(), int(y)) for x, y in zip(split.x, split.y)}  # noqa: E731
+    everything = {(arrays[n].tobytes(), 0 if "cats/" in n else 1) for n in arrays}
+    assert pairs(data.train) | pairs(data.val) == everything and not pairs(data.train) & pairs(data.val)
 
 
 def test_size_and_colour_mode_from_options_or_first_image(tmp_path):
@@ -91,7 +108,8 @@ def test_size_and_colour_mode_from_options_or_first_image(tmp_path):
     Image.fromarray(np.full((5, 5, 4), 255, np.uint8)).save(root / "b" / "2.png")        # RGBA
     first = load_dataset(f"folder:{tmp_path / 'mixed'}", splits=["train"])
     assert first.input_shape == (10, 12, 1)
-    assert abs(int(first.train.x[1].mean()) - 200) <= 2
+    rgb_jpeg = first.train.x[first.train.y == 1]  # class b: the RGB JPEG (200) and the RGBA PNG (255)
+    assert sorted(abs(int(x.mean()) - 200) <= 2 for x in rgb_jpeg) == [False, True]
     chosen = load_dataset(f"folder:{tmp_path / 'mixed'}", splits=["train"], image_size=16, color_mode="rgb")
     assert chosen.input_shape == (16, 16, 3)
 

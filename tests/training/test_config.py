@@ -30,7 +30,7 @@ def test_recipes_match_the_seeds_budgets():
     cifar = resolve_config(recipe="cifar-cnn")
     assert (cifar.optimizer, cifar.lr, cifar.rho, cifar.batch_size, cifar.epochs) == ("rmsprop", 1e-3, 0.9, 128, 50)
     vgg = resolve_config(recipe="vgg-bn-cifar10")
-    assert (vgg.early_stopping, vgg.monitor, vgg.val_split, vgg.batch_size) == (5, "val_loss", "random:10%", 64)
+    assert (vgg.early_stopping, vgg.monitor, vgg.val_split, vgg.batch_size) == (5, "val_loss", "first:10%", 64)
     assert vgg.augmentation == {"shift": 0.2, "zoom": 0.2, "flip": True, "fill": "nearest"}
 
 

@@ -18,7 +18,7 @@ import typer
 TRAIN_OPTIONS = {
     "model": ("NAME", "Model from `cnnlab models`."),
     "dataset": ("NAME", "Dataset from `cnnlab datasets` (mnist, cifar10_jpg, folder:PATH, ...)."),
-    "val_split": ("SPEC", "Validation images taken from train: 0.1, 5000, first:10%, last:10000, random:10%, none."),
+    "val_split": ("SPEC", "Validation images taken from train: 0.1, 5000, first:10%, last:10000, none."),
     "max_train_samples": ("N", "Train on a fixed subset of N images (0 = all)."),
     "max_eval_samples": ("N", "Validate and test on N images (0 = all)."),
     "normalize": ("MODE", "unit, standardize, center or none."),

@@ -3,7 +3,10 @@
 Layouts (after dropping a single top-level folder, as archives of a folder usually have):
 ``train/<class>/*`` and ``test/<class>/*``, or ``<class>/*`` alone (a training split only; take a
 validation split with ``val_split``). Classes are the folder names in sorted order (as Keras's
-``image_dataset_from_directory`` orders them) unless ``class_names`` gives the order. Files whose
+``image_dataset_from_directory`` orders them) unless ``class_names`` gives the order. Files are
+read in class order, then every split is put in one fixed pseudo-random order (the same on every
+load), so that ``val_split="first:10%"`` is a mixed sample, as it is on canonical CIFAR-10 whose
+batches are stored shuffled, and not one class. Files whose
 extension Pillow does not register as an image are ignored; an image that does not decode is a
 DataError naming it, or with ``skip_bad=True`` is skipped and counted in ``meta``. Without
 ``image_size`` / ``channels``, the first image (in sorted path order) sets them.
@@ -62,7 +65,7 @@ def _assemble(path: Path, loaded: dict, class_names):
     if unknown:
         raise DataError(f"folder:{path}: class folder(s) {', '.join(unknown)} not in class_names")
     relabel = np.array([classes.index(c) for c in found], np.int64)
-    parts = {s: Split(part[0].x, relabel[part[0].y]) for s, part in loaded.items()}
+    parts = {s: _interleave(Split(part[0].x, relabel[part[0].y])) for s, part in loaded.items()}
     metas = [part[2] for part in loaded.values()]
     meta = {key: metas[0][key] for key in ("source", "layout", "image_size", "channels", "ignored_files")}
     meta["skipped_bad"] = sum(m["skipped_bad"] for m in metas)
@@ -73,6 +76,11 @@ def _assemble(path: Path, loaded: dict, class_names):
     empty = Split.empty((*meta["image_size"], meta["channels"]))
     test = parts.get("test", None if meta["layout"] == FLAT_LAYOUT else empty)
     return parts.get("train", empty), test, classes, meta
+
+
+def _interleave(split: Split) -> Split:
+    """The split in a fixed pseudo-random order (seed 0), so the classes are mixed."""
+    return split.take(np.random.default_rng(0).permutation(len(split)))
 
 
 def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad) -> dict:

@@ -39,7 +39,7 @@ class TrainConfig:
     model: str = ""
     dataset: str = ""
     model_options: dict = field(default_factory=dict)
-    val_split: Any = None  # fraction, count, "first:10%", "last:10000", "random:10%", or None (none)
+    val_split: Any = None  # fraction, count, "first:10%", "last:10000", or None (none)
     max_train_samples: int = 0  # 0 = all; small slices for tests and smoke runs
     max_eval_samples: int = 0  # cap on validation and test examples; 0 = all
     # input pipeline
@@ -232,7 +232,7 @@ def _val_split(name, value):
             return _val_split(name, convert(text))
         except ValueError:
             pass
-    # "first:10%", "last:10000", "10%": parsed (and checked) by cnnlab.data; "random:10%" by the loop
+    # "first:10%", "last:10000", "10%": parsed (and checked) by cnnlab.data
     return text
 
 

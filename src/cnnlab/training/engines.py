@@ -203,23 +203,18 @@ class ScratchEngine(Engine):
 
     def get_state(self):
         state = {f"weights/{i:04d}": w for i, w in enumerate(self.net.get_weights())}
-        state["optimizer/iterations"] = np.asarray(self.optimizer.iterations)
-        for i, slots in enumerate(self.optimizer._slots or []):  # created at the first step
-            state.update({f"optimizer/{i:04d}/{name}": value for name, value in slots.items()})
+        state.update({f"optimizer/{key}": value for key, value in self.optimizer.get_state().items()})
         state["rng/dropout"] = _json_array([layer.rng.bit_generator.state for layer in self._dropouts])
         return state
 
     def set_state(self, state):
         weights = [state[k] for k in sorted(k for k in state if k.startswith("weights/"))]
         self.net.set_weights(weights)
-        self.optimizer.iterations = int(state["optimizer/iterations"])
-        slot_keys = sorted(k for k in state if k.startswith("optimizer/") and k != "optimizer/iterations")
-        if slot_keys:
-            slots: dict[int, dict] = {}
-            for key in slot_keys:
-                _, index, name = key.split("/")
-                slots.setdefault(int(index), {})[name] = np.array(state[key])
-            self.optimizer._slots = [slots[i] for i in sorted(slots)]
+        optimizer_state = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith("optimizer/")}
+        if len(optimizer_state) > 1:  # slots exist once the first step has run
+            self.optimizer.set_state(optimizer_state, self.net.trainable_params())
+        else:
+            self.optimizer.iterations = int(optimizer_state["iterations"])
         for layer, rng_state in zip(self._dropouts, _from_json_array(state["rng/dropout"])):
             layer.rng.bit_generator.state = rng_state
 

@@ -101,30 +101,11 @@ def load_run_dataset(config: TrainConfig, data_dir=None):
     """The dataset as the run sees it: validation split, then the sample caps (fixed subsets)."""
     from cnnlab.data import load_dataset
 
-    spec = config.val_split
-    if isinstance(spec, str) and spec.startswith("random:"):
-        data = load_dataset(config.dataset, data_dir=data_dir)
-        data.train, data.val = _random_validation(data.train, spec.removeprefix("random:"))
-    else:
-        data = load_dataset(config.dataset, data_dir=data_dir, val_split=spec)
+    data = load_dataset(config.dataset, data_dir=data_dir, val_split=config.val_split)
     data.train = _subset(data.train, config.max_train_samples)
     data.val = _subset(data.val, config.max_eval_samples)
     data.test = _subset(data.test, config.max_eval_samples)
     return data
-
-
-def _random_validation(train, amount: str):
-    """``val_split="random:10%"``: a fixed random sample (same for every run seed) as validation.
-
-    For training sets stored in class order (image folders such as the CIFAR-10 JPEG copy),
-    where "first 10%" would be one class. On a set in random order, as canonical CIFAR-10 is,
-    it is what seed 2's "first 10%" amounts to.
-    """
-    from cnnlab.data.splits import split_off_validation
-
-    order = np.random.default_rng(0).permutation(len(train))
-    kept, val, _ = split_off_validation(train.take(order), f"first:{amount}")
-    return kept, val
 
 
 def _subset(split, limit: int):
