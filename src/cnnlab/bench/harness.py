@@ -253,8 +253,10 @@ def memory_contenders(model: str, runs_dir: Path) -> list[Contender]:
     """Training processes on the real data set: the plain baselines, and cnnlab's whole ``train()``."""
     code = (
         "import sys, cnnlab\n"
-        "cnnlab.train(model=sys.argv[1], dataset=sys.argv[2], steps=int(sys.argv[3]), batch_size=int(sys.argv[4]),\n"
-        "             runs_dir=sys.argv[5], max_eval_samples=1000, verbose=False)\n"
+        "from cnnlab.bench.protocol import emit\n"
+        "run = cnnlab.train(model=sys.argv[1], dataset=sys.argv[2], steps=int(sys.argv[3]),\n"
+        "                   batch_size=int(sys.argv[4]), runs_dir=sys.argv[5], max_eval_samples=1000, verbose=False)\n"
+        "emit({'test_accuracy': run.metrics.get('accuracy')})\n"
     )
     train_args = (model, DATASETS[model], str(MEMORY_STEPS), str(REFERENCE_BATCH[model]), str(runs_dir))
     data_args = task_args(model, MEMORY_STEPS, 1, 2, data="real")
@@ -398,7 +400,7 @@ def tuning_section(models, budget: Budget, matmul: float, flops: dict, log=print
 # ----------------------------------------------------------------------------- report
 
 def render_markdown(command: str, machine: dict, matmul: float, tables: list[Table], matmul_rounds: int = 3,
-                    bf16_matmul: float = float("nan")) -> str:
+                    bf16_matmul: float = float("nan"), note: str = "") -> str:
     """docs/benchmarks.md: how it was produced, on what, then the tables."""
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     lines = [
@@ -410,6 +412,7 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         command,
         "```",
         "",
+        *([f"> {note}", ""] if note else []),
         f"- Device: **{machine['device']}**; CPU: {machine['cpu']}, {machine['cores']} cores usable, "
         f"{machine['memory_gb']} GB RAM; {machine['os']}, Python {machine['python']}",
         f"- Libraries: {versions}",
@@ -453,6 +456,7 @@ def run_benchmark(
     budget: Budget | None = None,
     contenders: Iterable[str] | None = None,
     command: str | None = None,
+    note: str = "",
     log: Callable[[str], None] = print,
 ) -> str:
     """Run the selected sections, print the tables, write the markdown report to ``out``; return it."""
@@ -500,7 +504,7 @@ def run_benchmark(
         tables += tta_section(budget, log=log)
     print_tables(tables, log=log)
     command = command or "cnnlab bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = render_markdown(command, machine, matmul, tables, matmul_rounds, bf16_matmul)
+    report = render_markdown(command, machine, matmul, tables, matmul_rounds, bf16_matmul, note)
     if out:
         atomic_write_text(out, report)
         log(f"wrote {out}")
