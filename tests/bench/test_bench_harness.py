@@ -115,3 +115,14 @@ def test_cli_bench_rejects_an_unknown_contender(tmp_path):
     proc = run_cli("bench", "--only", "throughput", "--contender", "numpy-by-hand", "--out", str(tmp_path / "x.md"))
     assert_clean_error(proc, "--contender", "numpy-by-hand")
     assert not (tmp_path / "x.md").exists()
+
+
+def test_time_to_accuracy_tasks_name_recipes_that_resolve(tmp_path):
+    from cnnlab.bench.tta import TASKS, tta_contenders
+    from cnnlab.training.config import resolve_config
+
+    for task in TASKS:
+        for recipe in task.recipes:
+            assert resolve_config(recipe=recipe).model  # the recipe file exists and validates
+        labels = [c.label for c in tta_contenders(task, seed=0, runs_dir=tmp_path)]
+        assert labels[0].startswith("plain Keras") and len(labels) == 1 + len(task.recipes)

@@ -77,6 +77,6 @@ def test_tutorial_networks_and_resnet20_on_pytorch():
 @pytest.mark.jax
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-def test_lenet5_and_resnet20_on_jax():
-    names = ["lenet5", "resnet20"]
+def test_softmax_and_lenet5_on_jax():
+    names = ["softmax", "lenet5"]  # cheap: XLA compiles each training step (resnet20 took minutes here)
     _check(_run_on("jax", names), names)

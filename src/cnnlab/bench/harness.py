@@ -114,7 +114,7 @@ def alternate(
 ) -> list[Measurement]:
     """Run every contender once per round, in an order rotated each round; collect the results."""
     measurements = [Measurement(c) for c in contenders]
-    for round_index in range(rounds):
+    for round_index in range(rounds if contenders else 0):
         shift = round_index % len(contenders)
         for m in measurements[shift:] + measurements[:shift]:
             run = run_process([*m.contender.argv, *extra_args], env=m.contender.env, timeout=timeout)
@@ -376,14 +376,14 @@ def tuning_contenders(model: str) -> list[Contender]:
         Contender("tf fit, intra 1 inter 1", worker + ("--engine", "fit"), {"CNNLAB_THREADS": "1"}),
         Contender("tf fit, intra 2 inter 2", worker + ("--engine", "fit"), {"TF_NUM_INTEROP_THREADS": "2"}),
         Contender("tf fit, oneDNN off", worker + ("--engine", "fit"), {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-        Contender("tf fit, XLA", worker + ("--engine", "fit", "--jit", "on")),
-        Contender("tf fit, XLA, spe 8", worker + ("--engine", "fit", "--jit", "on", "--spe", "8")),
-        Contender("tf fit, XLA, spe 8, uint8 in", worker + ("--engine", "fit", "--jit", "on", "--spe", "8", "--input", "uint8")),
+        Contender("tf fit, XLA (slow on CPU)", worker + ("--engine", "fit", "--jit", "on")),
+        Contender("tf fit, spe 8, uint8 in", worker + ("--engine", "fit", "--spe", "8", "--input", "uint8")),
+        Contender("tf fit, bf16", worker + ("--engine", "fit", "--precision", "mixed_bfloat16")),
+        Contender("tf fit, bf16, spe 8, uint8 in", worker + ("--engine", "fit", "--spe", "8", "--input", "uint8",
+                                                          "--precision", "mixed_bfloat16")),
         Contender("tf train_on_batch", worker + ("--engine", "train_on_batch")),
-        Contender("tf train_on_batch, XLA", worker + ("--engine", "train_on_batch", "--jit", "on")),
         Contender("cnnlab engine (tf)", worker + ("--engine", "cnnlab", "--backend", "tensorflow")),
         Contender("jax fit", worker + ("--engine", "fit", "--backend", "jax")),
-        Contender("jax fit, spe 8, uint8 in", worker + ("--engine", "fit", "--backend", "jax", "--spe", "8", "--input", "uint8")),
         Contender("jax train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "jax")),
         Contender("torch train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "torch")),
         Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py"))),

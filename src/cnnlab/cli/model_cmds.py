@@ -82,7 +82,10 @@ def register(app: typer.Typer) -> None:
                 f"{facts.flops / 1e6:,.1f} M",
                 f"{info.description}\n[dim]{info.paper}[/dim]",
             )
-        Console().print(table)
+        import sys
+
+        # Piped output (grep, files) gets full rows instead of rows wrapped at 80 columns.
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
 
     @app.command("summary")
     def summary_command(

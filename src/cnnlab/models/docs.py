@@ -111,8 +111,8 @@ NOTES = {
         "the channel count (the paper has no shortcut there). Matches exactly."
     ),
     "densenet121": (
-        "Matches `keras.applications.DenseNet121(weights=None)` exactly (7,978,856 trainable, "
-        "8,062,504 total)."
+        "ImageNet form (7x7/2 stem, max-pool, blocks of 6/12/24/16 layers, k=32, compression 0.5); the "
+        "count matches the published one exactly. Minimum input 32x32 (five halvings)."
     ),
     "fastnet": (
         "No published count: Page's ResNet-9 at half width (32-64-128-256 filters instead of "
