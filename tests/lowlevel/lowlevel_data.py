@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_data
+from tests.conftest import require_data
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
+from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 from cnnlab import lowlevel
 from cnnlab.levels import relative_difference

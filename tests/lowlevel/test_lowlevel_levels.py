@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_data
-from lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
+from tests.conftest import require_data
+from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 from cnnlab import levels, lowlevel
 from cnnlab._keras import keras

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
+from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 from cnnlab import lowlevel
 from cnnlab._keras import keras

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_clean_error, require_data, run_cli
+from tests.conftest import assert_clean_error, require_data, run_cli
 
 
 def test_models_lists_the_registry_with_counts(tmp_path):

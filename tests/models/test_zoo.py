@@ -12,7 +12,7 @@ import pytest
 
 from cnnlab._keras import keras
 from cnnlab.models import count_params, create_model, list_models, model_info
-from conftest import require_data
+from tests.conftest import require_data
 
 MODELS = list_models()
 def _forward(model, batch: np.ndarray) -> np.ndarray:

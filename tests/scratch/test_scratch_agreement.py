@@ -166,8 +166,11 @@ def test_vgg_bn_twin_agrees_with_batchnorm_in_training(keras):
     for mine, theirs, before in zip(net.get_weights(), model.get_weights(), start):  # incl. moving statistics
         my_update, keras_update = mine - before, theirs - before
         assert np.linalg.norm(my_update - keras_update) <= 2e-2 * np.linalg.norm(keras_update)
+    # After the step, inference uses the updated moving statistics. Keras's float32 threaded
+    # reductions put this at ~0.1-0.3% of the logit scale from run to run; a wrong BatchNorm
+    # backward or moving-average update moves it by tens of percent.
     expected = keras.ops.convert_to_numpy(model(x, training=False))
-    assert np.abs(net.predict_logits(x) - expected).max() <= 1e-3 * np.abs(expected).max()
+    assert np.abs(net.predict_logits(x) - expected).max() <= 1e-2 * np.abs(expected).max()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 
 from cnnlab.errors import ConfigError
 from cnnlab.training.config import TrainConfig, list_recipes, load_recipe, resolve_config
-from conftest import assert_clean_error, run_cli
+from tests.conftest import assert_clean_error, run_cli
 
 REFERENCE_RECIPES = {"softmax-mnist", "lenet5-mnist", "mnist-cnn", "cifar-cnn", "vgg-bn-cifar10"}
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import require_data
+from tests.conftest import require_data
 
 
 @pytest.fixture(scope="module")

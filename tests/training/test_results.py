@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import require_data, run_cli
+from tests.conftest import require_data, run_cli
 
 TINY = """
 description = "a tiny recipe for the results table"

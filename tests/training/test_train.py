@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, require_data, run_cli
+from tests.conftest import assert_clean_error, require_data, run_cli
 from cnnlab.errors import RunError, TrainingDiverged
 
 # A short mnist_cnn run: it has dropout, so an exact resume also needs the dropout seed state.
