@@ -63,12 +63,6 @@ for _name in COMMAND_MODULES:
     _module.register(app)
 
 
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    """Print ``cnnlab: error: message`` on stderr and return the exit to raise."""
-    typer.echo(f"cnnlab: error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _usage_error_line(exc: "typer.TyperException") -> str:
     """Typer/Click usage errors as one line: the message and where to look for help."""
     message = " ".join(exc.format_message().split())
