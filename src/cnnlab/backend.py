@@ -157,3 +157,32 @@ def describe() -> dict:
         info["backend_version"] = jax.__version__
         info["accelerators"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
     return info
+
+
+def cpu_has_bf16() -> bool:
+    """True if the CPU has bfloat16 matrix units (AMX-BF16 or AVX512-BF16), which oneDNN uses."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+    except OSError:  # not Linux: no cheap way to tell, so stay in float32
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, level: str = "keras") -> str:
+    """The Keras dtype policy a run trains with; ``auto`` is decided here, by hardware.
+
+    * an accelerator (any backend): ``mixed_float16`` (Keras adds loss scaling);
+    * TensorFlow on a CPU with bfloat16 units: ``mixed_bfloat16`` (float32 master weights;
+      the speed-up measured on the benchmark machine is in docs/performance.md);
+    * anything else (JAX or torch on a CPU, older CPUs, the scratch and lowlevel levels): float32.
+    """
+    if precision != "auto":
+        return precision
+    if level != "keras":
+        return "float32"
+    if describe()["accelerators"]:
+        return "mixed_float16"
+    if requested_backend() == "tensorflow" and cpu_has_bf16():
+        return "mixed_bfloat16"
+    return "float32"

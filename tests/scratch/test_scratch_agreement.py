@@ -143,9 +143,11 @@ def test_to_keras_round_trip(keras):
 def test_vgg_bn_twin_agrees_with_batchnorm_in_training(keras):
     """BatchNorm in training mode: batch statistics, moving averages and one SGD step, real CIFAR images.
 
-    One step, and the updates compared norm-wise within 2e-2: Keras's float32 BatchNorm gradients
-    differ from the float64 (and from the float32) scratch ones by ~5e-3 (norm-wise) in the first
-    blocks, while the scratch float32 and float64 gradients agree to ~2e-5.
+    One step, and the updates compared norm-wise within 4e-2. The float32 Keras updates of the
+    convolution blocks differ from the float64 scratch ones by 0.5-1.5e-2 (norm-wise) with Keras's
+    own BatchNorm ops, and by 1.2-2.6e-2 with TensorFlow's fused kernel, which cnnlab's
+    BatchNormalization uses in training (cnnlab.models.layers); the scratch float32 and float64
+    gradients agree to ~2e-5, so it is the float32 reductions over the batch that differ.
     """
     import tensorflow as tf
 
@@ -165,7 +167,7 @@ def test_vgg_bn_twin_agrees_with_batchnorm_in_training(keras):
     assert abs(scratch_loss - float(keras_loss)) <= 1e-4 * abs(float(keras_loss))
     for mine, theirs, before in zip(net.get_weights(), model.get_weights(), start):  # incl. moving statistics
         my_update, keras_update = mine - before, theirs - before
-        assert np.linalg.norm(my_update - keras_update) <= 2e-2 * np.linalg.norm(keras_update)
+        assert np.linalg.norm(my_update - keras_update) <= 4e-2 * np.linalg.norm(keras_update)
     # After the step, inference uses the updated moving statistics. Keras's float32 threaded
     # reductions put this at ~0.1-0.3% of the logit scale from run to run; a wrong BatchNorm
     # backward or moving-average update moves it by tens of percent.

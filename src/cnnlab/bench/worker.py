@@ -32,10 +32,11 @@ def _extra_options(parser) -> None:
     parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None)
     parser.add_argument("--engine", choices=("fit", "train_on_batch", "cnnlab"), default="fit")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--spe", type=int, default=1, help="steps_per_execution")
+    parser.add_argument("--spe", type=int, default=0,
+                        help="steps_per_execution (0: 1 for fit / train_on_batch, automatic for cnnlab)")
     parser.add_argument("--input", choices=("float32", "uint8"), default="float32")
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
-                        help="Keras dtype policy (mixed_bfloat16 uses the CPU's bf16 units where it has them)")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default=None,
+                        help="Keras dtype policy (default: cnnlab's 'auto' for --engine cnnlab, else float32)")
 
 
 def build_model(name: str, keras, uint8_input: bool):
@@ -54,18 +55,35 @@ def build_model(name: str, keras, uint8_input: bool):
 
 
 def cnnlab_engine(args, x_uint8, y):
-    """A function training cnnlab's KerasEngine on the first ``count`` images, batch by batch."""
+    """A function training cnnlab's KerasEngine on the first ``count`` images, as its loop does.
+
+    cnnlab's defaults: the precision ``auto`` resolves to, batches converted from uint8 per
+    batch, and several steps per compiled call (``--spe``, else the loop's automatic choice).
+    """
+    from cnnlab.backend import resolve_precision
     from cnnlab.training.config import TrainConfig
     from cnnlab.training.engines import KerasEngine
+    from cnnlab.training.loop import steps_per_call
 
     config = TrainConfig(model=args.model, dataset="synthetic", batch_size=args.batch_size,
-                         optimizer="adam", lr=LEARNING_RATES[args.model])
+                         optimizer="adam", lr=LEARNING_RATES[args.model],
+                         precision=resolve_precision(args.precision or "auto"))
     engine = KerasEngine(config, x_uint8.shape[1:], NUM_CLASSES, total_steps=10**6)
+    args.precision = config.precision
+    chunk = {"steps": args.spe or 4}
 
     def train(count: int) -> None:
-        for start in range(0, count, args.batch_size):
-            batch = slice(start, start + args.batch_size)
-            engine.train_batch(x_uint8[batch].astype("float32") / 255.0, y[batch])
+        batches = count // args.batch_size
+        done = 0
+        while done < batches:
+            steps = min(chunk["steps"], batches - done)
+            rows = slice(done * args.batch_size, (done + steps) * args.batch_size)
+            xs = (x_uint8[rows].astype("float32") / 255.0).reshape(steps, args.batch_size, *x_uint8.shape[1:])
+            started = time.perf_counter()
+            engine.train_steps(xs, y[rows].reshape(steps, args.batch_size))
+            if not args.spe:
+                chunk["steps"] = steps_per_call((time.perf_counter() - started) / steps)
+            done += steps
 
     return engine.keras_model(), train
 
@@ -77,7 +95,9 @@ def main() -> None:
         os.environ["KERAS_BACKEND"] = args.backend
     from cnnlab._keras import keras
 
-    keras.mixed_precision.set_global_policy(args.precision)
+    if args.engine != "cnnlab":  # cnnlab's engine sets the policy of its own model
+        args.precision = args.precision or "float32"
+        keras.mixed_precision.set_global_policy(args.precision)
     images = args.steps * args.batch_size
     x_uint8, y = load_images(args.model, max(images, args.warmup_steps * args.batch_size), args.data)
     if args.engine == "cnnlab":
@@ -103,7 +123,7 @@ def keras_engine(args, keras, x_uint8, y):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit],
-        steps_per_execution=args.spe,
+        steps_per_execution=max(args.spe, 1),
     )
 
     def train(count: int) -> None:

@@ -48,6 +48,8 @@ TRAIN_OPTIONS = {
     "restore_best": ("BOOL", "End with the best checkpoint's weights."),
     "seed": ("N", "Random seed: weights, batch order, augmentation, dropout."),
     "level": ("LEVEL", "keras, scratch or lowlevel."),
+    "precision": ("POLICY", "auto, float32, mixed_bfloat16 or mixed_float16 (auto: bf16 where the hardware has it)."),
+    "steps_per_execution": ("N", "Optimizer steps per compiled call (0 = auto)."),
 }
 
 

@@ -7,6 +7,7 @@ so layer names stay readable and stable (``stage2_block1_conv1``, ``stage2_block
 from __future__ import annotations
 
 from cnnlab._keras import keras
+from cnnlab.models.layers import BatchNormalization
 
 layers = keras.layers
 
@@ -21,7 +22,7 @@ def model_input(input_shape, name: str = "image"):
 
 
 def batch_norm(x, name: str, *, scale: bool = True):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=scale, name=name)(x)
+    return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=scale, name=name)(x)
 
 
 def conv(x, filters: int, kernel_size, name: str, *, strides=1, padding: str = "same", use_bias: bool = False,

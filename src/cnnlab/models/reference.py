@@ -11,6 +11,7 @@ from __future__ import annotations
 from cnnlab._keras import keras
 from cnnlab.errors import ModelError
 from cnnlab.models.blocks import model_input
+from cnnlab.models.layers import BatchNormalization
 from cnnlab.models.registry import register_model
 
 layers = keras.layers
@@ -191,13 +192,13 @@ def vgg_bn(input_shape=(32, 32, 3), num_classes=10, *, dropout=(0.2, 0.3, 0.4), 
         for i in (1, 2):
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=kernel_initializer,
                               kernel_constraint=constraint, name=f"block{block}_conv{i}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{i}")(x)
+            x = BatchNormalization(name=f"block{block}_bn{i}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         x = layers.Dropout(rate, name=f"block{block}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", kernel_constraint=constraint, name="fc1")(x)
     if dense_batchnorm:
-        x = layers.BatchNormalization(name="fc1_bn")(x)
+        x = BatchNormalization(name="fc1_bn")(x)
     x = layers.Dropout(dense_rate, name="dropout_fc1")(x)
     outputs = layers.Dense(num_classes, kernel_constraint=constraint, name="logits")(x)
     return keras.Model(inputs, outputs, name="vgg_bn")

@@ -26,6 +26,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine", "one-cycle")
 NORMALIZE_MODES = ("unit", "standardize", "center", "none")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 AUGMENTATION_KEYS = ("shift", "zoom", "rotation", "flip", "crop_padding", "fill")
 
 RECIPES_DIR_ENV = "CNNLAB_RECIPES_DIR"
@@ -75,6 +76,8 @@ class TrainConfig:
     seed: int = 0
     level: str = "keras"
     backend: str = ""  # filled in with the backend actually used
+    precision: str = "auto"  # Keras dtype policy while training; "auto" is resolved when the run starts
+    steps_per_execution: int = 0  # optimizer steps per compiled call; 0 = auto (about 0.25 s per call)
     # where this config came from (not an option)
     recipe: str = ""
     reference: dict = field(default_factory=dict)
@@ -272,6 +275,8 @@ _CHECKS = {
     "seed": _any_int,
     "level": _choice(LEVELS),
     "backend": _optional_text,
+    "precision": _choice(PRECISIONS),
+    "steps_per_execution": _non_negative_int,
     "recipe": _optional_text,
     "reference": _table,
 }
@@ -305,6 +310,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"--early-stopping: monitoring {config.monitor} needs a validation set (--val-split)")
     if config.schedule == "step" and config.decay_every == 0:
         raise ConfigError("--decay-every: the step schedule needs a positive number of steps")
+    if config.level != "keras" and config.precision not in ("auto", "float32"):
+        raise ConfigError(f"--precision: {config.precision} needs --level keras (the other levels train in float32)")
     if config.nesterov and config.optimizer != "sgd":
         raise ConfigError(f"--nesterov: only applies to --optimizer sgd, not {config.optimizer}")
     return config

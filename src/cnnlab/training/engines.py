@@ -39,6 +39,16 @@ class Engine:
         """One optimizer step on a batch; returns the batch's (mean loss, accuracy)."""
         raise NotImplementedError
 
+    def train_steps(self, xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+        """``len(xs)`` optimizer steps on equal-sized batches ``xs[k]``, ``ys[k]``.
+
+        Returns the mean loss and accuracy over the steps. Engines that can run several steps in
+        one compiled call override this; the numbers are the same as step by step.
+        """
+        results = [self.train_batch(x, y) for x, y in zip(xs, ys)]
+        losses, accuracies = zip(*results)
+        return float(np.mean(losses)), float(np.mean(accuracies))
+
     def test_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss, accuracy) of the batch in inference mode."""
         raise NotImplementedError
@@ -67,22 +77,51 @@ def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
 
 
 class KerasEngine(Engine):
-    """Level ``keras``: a compiled Keras 3 model from the model registry."""
+    """Level ``keras``: a compiled Keras 3 model from the model registry.
+
+    ``config.precision`` is the Keras dtype policy of the *training* model (resolved from
+    ``auto`` when the run starts: ``mixed_bfloat16`` on a CPU with bf16 units). Its variables
+    stay float32, and validation, testing and the saved model use a float32 twin holding the same
+    weights, so a run's figures and exports do not depend on the precision it trained in.
+    """
 
     level = "keras"
 
     def __init__(self, config: TrainConfig, input_shape, num_classes: int, total_steps: int):
         from cnnlab._keras import keras
-        from cnnlab.models import create_model
         from cnnlab.training.optim import build_optimizer, learning_rate
 
         self._keras = keras
+        self.config = config
+        self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.smoothing = config.label_smoothing
-        self.model = create_model(config.model, input_shape=tuple(input_shape), num_classes=num_classes,
-                                  **config.model_options)
+        self.precision = config.precision if config.precision != "auto" else "float32"
+        self.model = self._build_model(self.precision)
         self.rate = learning_rate(config, total_steps)
         self.optimizer = build_optimizer(config, self.rate)
+        self._compile(self.model, self.optimizer)
+        # mixed_float16 wraps the optimizer in a LossScaleOptimizer; its slots are the ones to save.
+        self.optimizer = self.model.optimizer
+        # Create the optimizer's slots now, so a checkpoint can be restored before the first step.
+        self.optimizer.build(self.model.trainable_variables)
+        self._steps_function = None  # TensorFlow: several steps per call (built on first use)
+        self._twin = None  # float32 copy for inference when training in mixed precision
+        self._twin_synced_at = -1
+
+    def _build_model(self, precision: str):
+        from cnnlab.models import create_model
+
+        policy = self._keras.config.dtype_policy()
+        self._keras.config.set_dtype_policy(precision)  # layers take the policy when they are built
+        try:
+            return create_model(self.config.model, input_shape=self.input_shape, num_classes=self.num_classes,
+                                **self.config.model_options)
+        finally:
+            self._keras.config.set_dtype_policy(policy)
+
+    def _compile(self, model, optimizer) -> None:
+        keras = self._keras
         if self.smoothing:
             # Keras's sparse cross-entropy has no label smoothing; the dense one does.
             loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.smoothing)
@@ -90,9 +129,7 @@ class KerasEngine(Engine):
         else:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        self.model.compile(optimizer=self.optimizer, loss=loss, metrics=[metric])
-        # Create the optimizer's slots now, so a checkpoint can be restored before the first step.
-        self.optimizer.build(self.model.trainable_variables)
+        model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
 
     def _labels(self, y):
         if self.smoothing:
@@ -100,12 +137,37 @@ class KerasEngine(Engine):
         return y
 
     def train_batch(self, x, y):
-        out = self.model.train_on_batch(x, self._labels(y), return_dict=True)
+        return self.train_steps(x[None], np.asarray(y)[None])
+
+    def train_steps(self, xs, ys):
+        if self._keras.backend.backend() != "tensorflow":
+            # JAX and torch: Keras's own per-batch step (its jitted / eager train function).
+            results = [self.model.train_on_batch(x, self._labels(y), return_dict=True) for x, y in zip(xs, ys)]
+            return (float(np.mean([float(r["loss"]) for r in results])),
+                    float(np.mean([float(r["accuracy"]) for r in results])))
+        if self._steps_function is None:
+            self._steps_function = _tensorflow_steps_function(self.model)
+        self.model.reset_metrics()
+        out = self._steps_function(xs, self._labels(ys))
+        # One host synchronisation per call (the metrics), instead of one per step.
         return float(out["loss"]), float(out["accuracy"])
 
     def test_batch(self, x, y):
-        out = self.model.test_on_batch(x, self._labels(y), return_dict=True)
+        out = self._inference_model().test_on_batch(x, self._labels(y), return_dict=True)
         return float(out["loss"]), float(out["accuracy"])
+
+    def _inference_model(self):
+        """The training model, or in mixed precision its float32 twin with the current weights."""
+        if self.precision == "float32":
+            return self.model
+        if self._twin is None:
+            self._twin = self._build_model("float32")
+            self._compile(self._twin, "sgd")  # compiled for test_on_batch; never trained
+        step = int(self._keras.ops.convert_to_numpy(self.optimizer.iterations))
+        if step != self._twin_synced_at:
+            self._twin.set_weights(self.model.get_weights())
+            self._twin_synced_at = step
+        return self._twin
 
     def learning_rate(self) -> float:
         from cnnlab.training.optim import rate_at
@@ -143,9 +205,38 @@ class KerasEngine(Engine):
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(f"{key}: shape {value.shape}, expected {tuple(variable.shape)}")
             variable.assign(value)
+        self._twin_synced_at = -1
 
     def keras_model(self):
-        return self.model
+        return self._inference_model()
+
+
+def _tensorflow_steps_function(model):
+    """A ``tf.function`` running ``len(xs)`` of Keras's own train steps in one graph call.
+
+    Keras's ``train_on_batch`` runs one step per Python call and copies the metrics back to the
+    host each time; for a small network that overhead is a large part of a step. Here a
+    ``tf.while_loop`` runs the steps back to back (the same ``model.train_step``, so the same
+    numbers) and the metrics are read once. The batch dimension and the number of steps are
+    left unknown, so one trace serves every chunk size.
+    """
+    import tensorflow as tf
+
+    def run(xs, ys):
+        for k in tf.range(tf.shape(xs)[0]):
+            model.train_step((xs[k], ys[k]))
+        return model.get_metrics_result()
+
+    traced = {}
+
+    def call(xs, ys):
+        if "function" not in traced:
+            signature = [tf.TensorSpec([None, None, *xs.shape[2:]], tf.as_dtype(xs.dtype)),
+                         tf.TensorSpec([None, None, *np.shape(ys)[2:]], tf.as_dtype(np.asarray(ys).dtype))]
+            traced["function"] = tf.function(run, input_signature=signature)
+        return traced["function"](xs, ys)
+
+    return call
 
 
 def _check_level_options(config: TrainConfig, level: str, optimizers: tuple[str, ...]) -> None:

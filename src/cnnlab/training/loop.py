@@ -36,6 +36,20 @@ EVAL_BATCH = 500  # images per forward pass when validating / testing
 RESUME_OPTIONS = ("epochs", "steps")  # what --resume may change: only the budget
 
 
+CALL_SECONDS = 0.25  # steps_per_execution = 0 (auto): about this long per compiled call
+MAX_STEPS_PER_CALL = 64
+
+
+def steps_per_call(seconds_per_step: float) -> int:
+    """Steps per compiled call for ``steps_per_execution = 0``: calls of about CALL_SECONDS.
+
+    Long enough that the per-call overhead (Python, one host synchronisation) is small against
+    the steps, short enough that the progress bar and Ctrl-C still answer within a fraction of
+    a second. Chunking does not change the numbers (tests/training check it bit for bit).
+    """
+    return int(min(MAX_STEPS_PER_CALL, max(1, round(CALL_SECONDS / max(seconds_per_step, 1e-6)))))
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training; the latest checkpoint was written first."""
 
@@ -117,11 +131,13 @@ def _subset(split, limit: int):
 
 
 def _select_backend(config: TrainConfig) -> None:
-    from cnnlab.backend import requested_backend, set_backend
+    """Set the backend, then record it and the precision actually used in the config."""
+    from cnnlab.backend import requested_backend, resolve_precision, set_backend
 
     if config.backend:
         set_backend(config.backend)
     config.backend = requested_backend()
+    config.precision = resolve_precision(config.precision, config.level)
 
 
 def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
@@ -132,6 +148,8 @@ def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
     if extra:
         raise ConfigError(f"--resume: {flag(extra[0])} cannot change when resuming (only --epochs / --steps)")
     config = run.train_config
+    if "precision" not in run.config.get("train", {}):
+        config.precision = "float32"  # runs written before the option trained in float32
     apply_options(config, options)
     validate(config)
     _select_backend(config)
@@ -293,29 +311,53 @@ class _Session:
             self.report.start_epoch(state.epoch + 1, self.total_epochs, self.batches_per_epoch, state.batch)
             epoch_batches = batch_indices(len(train), config.batch_size, shuffle=config.shuffle, seed=config.seed,
                                           epoch=state.epoch, drop_last=config.drop_last)
-            for index, rows in enumerate(epoch_batches):
-                if index < state.batch:
-                    continue  # done before the checkpoint this session resumed from
-                if state.step >= self.total_steps:
-                    break
-                self._train_step(train.x[rows], train.y[rows], index)
+            # The batches still to do in this epoch (after a resume: from the checkpoint's batch).
+            todo = list(enumerate(epoch_batches))[state.batch:][:max(self.total_steps - state.step, 0)]
+            while todo:
+                size = self._chunk_size(todo)
+                chunk, todo = todo[:size], todo[size:]
+                self._train_chunk(chunk)
                 if self._stop_requested:
                     self._interrupt()
             self._end_epoch()
 
-    def _train_step(self, x_uint8, y, index: int) -> None:
-        config, state = self.config, self.state
-        if self.augmentation.enabled:
-            x_uint8 = self.augmentation(x_uint8, np.random.default_rng([config.seed, state.epoch, index]))
-        loss, accuracy = self.engine.train_batch(self.preprocessing(x_uint8), y)
+    def _chunk_size(self, todo) -> int:
+        """Steps for the next compiled call: up to the next validation or checkpoint, same-sized batches."""
+        config, step = self.config, self.state.step
+        size = config.steps_per_execution or self._auto_steps
+        for every in (config.validate_every, config.checkpoint_every):
+            if every:
+                size = min(size, every - step % every)
+        size = min(size, len(todo))
+        first = len(todo[0][1])
+        for k in range(1, size):
+            if len(todo[k][1]) != first:  # the last, partial batch of an epoch goes on its own
+                return k
+        return size
+
+    _auto_steps = 4  # steps_per_execution = 0: start small, then see steps_per_call()
+
+    def _train_chunk(self, chunk) -> None:
+        config, state, train = self.config, self.state, self.data.train
+        batches = []
+        for index, rows in chunk:
+            x_uint8 = train.x[rows]
+            if self.augmentation.enabled:
+                x_uint8 = self.augmentation(x_uint8, np.random.default_rng([config.seed, state.epoch, index]))
+            batches.append(self.preprocessing(x_uint8))
+        started = time.perf_counter()
+        loss, accuracy = self.engine.train_steps(np.stack(batches), np.stack([train.y[rows] for _, rows in chunk]))
+        if not config.steps_per_execution and state.step > 0:  # the first call also builds the graph
+            self._auto_steps = steps_per_call((time.perf_counter() - started) / len(chunk))
         if not math.isfinite(loss):
-            self._diverged(loss)
-        state.step += 1
-        state.batch = index + 1
-        state.loss_sum += loss * len(y)
-        state.correct_sum += accuracy * len(y)
-        state.seen += len(y)
-        self.report.batch_done(len(y), state.loss_sum / state.seen, state.correct_sum / state.seen)
+            self._diverged(loss, steps=len(chunk))
+        images = sum(len(rows) for _, rows in chunk)
+        state.step += len(chunk)
+        state.batch = chunk[-1][0] + 1
+        state.loss_sum += loss * images
+        state.correct_sum += accuracy * images
+        state.seen += images
+        self.report.batches_done(len(chunk), images, state.loss_sum / state.seen, state.correct_sum / state.seen)
         end_of_epoch = state.batch == self.batches_per_epoch or state.step == self.total_steps
         if config.validate_every and state.step % config.validate_every == 0 and not end_of_epoch:
             self._validate_and_checkpoint()
@@ -419,14 +461,17 @@ class _Session:
                         f"Resume with: cnnlab train --resume {self.path}", logging.WARNING)
         raise TrainingInterrupted(f"training interrupted; resume with: cnnlab train --resume {self.path}")
 
-    def _diverged(self, what, counted: bool = False) -> None:
-        """Stop: the loss (or, at a checkpoint, a weight) is NaN or infinite."""
+    def _diverged(self, what, counted: bool = False, steps: int = 1) -> None:
+        """Stop: the loss of the last ``steps`` steps (or, at a checkpoint, a weight) is NaN or infinite."""
         state = self.state
         kept = ckpt.read_pointer(self.path, "latest")
         where = f"step {kept['step']}" if kept else "none written yet"
-        step = state.step if counted else state.step + 1
-        subject = f"weights became {what}" if counted else f"loss became {what}"
-        message = (f"{subject} at epoch {state.epoch + 1}, step {step}; stopped. "
+        if counted:
+            subject, at = f"weights became {what}", f"step {state.step}"
+        else:
+            subject = f"loss became {what}"
+            at = f"step {state.step + 1}" if steps == 1 else f"steps {state.step + 1}-{state.step + steps}"
+        message = (f"{subject} at epoch {state.epoch + 1}, {at}; stopped. "
                    f"Last good checkpoint: {where} in {self.path / 'checkpoints'} (try a lower --lr)")
         self.logger.error(message)  # the caller shows the exception; the log keeps it too
         raise TrainingDiverged(message)

@@ -79,6 +79,44 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
                 "min_lr": self.min_lr, "div_factor": self.div_factor}
 
 
+class _FusedAdamUpdate:
+    """Keras's Adam update, on TensorFlow as one kernel per variable (``ResourceApplyAdam``).
+
+    Keras 3 writes the update as seven element-wise operations, each a pass over the weights,
+    the gradient and the two moments; for a network with large dense layers (``mnist_cnn``:
+    1.1 M weights) that memory traffic is a large part of a CPU step. TensorFlow's fused kernel
+    makes one pass. Its formula is Keras's (Kingma & Ba 2015, with epsilon outside the square
+    root and the bias correction folded into the rate); the rounding differs in the last bits.
+    AMSGrad and the other backends keep Keras's own code.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index].value, self._velocities[index].value
+        if keras.backend.backend() != "tensorflow" or self.amsgrad or not all(
+                hasattr(x, "handle") for x in (variable, m, v)):
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
+@keras.saving.register_keras_serializable(package="cnnlab")
+class Adam(_FusedAdamUpdate, keras.optimizers.Adam):
+    """``keras.optimizers.Adam`` with the fused update on TensorFlow."""
+
+
+@keras.saving.register_keras_serializable(package="cnnlab")
+class AdamW(_FusedAdamUpdate, keras.optimizers.AdamW):
+    """``keras.optimizers.AdamW`` with the fused update on TensorFlow (the decay is applied before it)."""
+
+
 def learning_rate(config: TrainConfig, total_steps: int):
     """The learning rate (a float or a Keras schedule) for a run of ``total_steps`` optimizer steps."""
     lr, warmup = config.lr, config.warmup_steps
@@ -108,9 +146,9 @@ def build_optimizer(config: TrainConfig, rate):
     if name == "sgd":
         return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay)
     if name == "adam":
-        return keras.optimizers.Adam(rate, weight_decay=decay)
+        return Adam(rate, weight_decay=decay)
     if name == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+        return AdamW(rate, weight_decay=config.weight_decay)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(rate, rho=config.rho, momentum=config.momentum, weight_decay=decay)
     raise AssertionError(f"unchecked optimizer {name!r}")  # config validation lists the names

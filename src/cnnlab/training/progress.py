@@ -70,12 +70,13 @@ class Reporter:
         self._task = self._progress.add_task(f"epoch {epoch}/{total_epochs}", total=batches, completed=done,
                                              metrics="")
 
-    def batch_done(self, images: int, loss: float, accuracy: float) -> None:
+    def batches_done(self, batches: int, images: int, loss: float, accuracy: float) -> None:
+        """``batches`` more steps done; ``loss`` and ``accuracy`` are the epoch's running means."""
         self._images += images
         if self._progress is None:
             return
         rate = self._images / max(time.perf_counter() - self._started, 1e-9)
-        self._progress.update(self._task, advance=1,
+        self._progress.update(self._task, advance=batches,
                               metrics=f"loss {loss:.4f}  acc {accuracy:.4f}  {rate:,.0f} img/s")
 
     def images_per_second(self) -> float:
