@@ -208,3 +208,26 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path, mnist_env)
     best = run.model("best").get_weights()
     final = run.model().get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(best, final))
+
+
+def test_steps_per_call_and_precision(tmp_path, mnist_env):
+    """Several steps per compiled call give the very numbers of one step per call; the precision
+    a run trained in is recorded, and its float32 saved model scores what the run reported."""
+    from cnnlab.evaluation import evaluate
+    from cnnlab.training import train
+
+    options = dict(SLICE, validate_every=4, runs_dir=tmp_path, verbose=False)
+    one = train(**options, name="one", steps_per_execution=1, precision="float32")
+    auto = train(**options, name="auto", precision="float32")  # 0: chunks up to the next validation
+    def curves(run):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in run.history]
+
+    assert one.metrics["loss"] == auto.metrics["loss"] and curves(one) == curves(auto)
+    assert [r["val_loss"] for r in one.validations] == [r["val_loss"] for r in auto.validations]
+
+    mixed = train(**options, name="bf16", precision="mixed_bfloat16")
+    assert mixed.config["train"]["precision"] == "mixed_bfloat16"
+    assert mixed.metrics["loss"] != one.metrics["loss"]  # it did train in another precision
+    report = evaluate(mixed.path, split="test")
+    assert abs(report.accuracy - mixed.metrics["accuracy"]) < 1e-6  # one image of 200 would be 5e-3
+    assert abs(report.loss - mixed.metrics["loss"]) < 1e-5

@@ -6,7 +6,9 @@ Contenders per task:
   ``model.fit`` and evaluates the test set after each epoch (evaluation time not counted);
 * cnnlab: ``cnnlab.train(recipe=...)`` for the reference recipe and for the fast recipe; the
   figure is the run's own clock (``history.csv`` seconds of the first epoch whose validation
-  accuracy reaches the target) and its final test accuracy and total seconds (``metrics.json``).
+  accuracy reaches the target; for a recipe without a validation set, as the fast ones, its whole
+  training time if its final test accuracy reaches the target) and its final test accuracy and
+  total seconds (``metrics.json``).
 
 Each contender runs ``budget.rounds`` times with seeds 0, 1, 2, ... (accuracy is a mean over
 seeds, with the spread). These runs take minutes each: ``--only tta`` is never part of the
@@ -37,6 +39,7 @@ class Task:
 
 TASKS = (
     Task("mnist", 0.99, "lenet5", ("lenet5-mnist", "fast-mnist"), max_epochs=10),
+    Task("mnist", 0.995, "mnist_cnn", ("fast-mnist-995",), max_epochs=8),
     Task("fashion_mnist", 0.92, "mnist_cnn", ("fast-fashion-mnist",), max_epochs=30),
     Task("cifar10_jpg", 0.80, "vgg_bn", ("vgg-bn-cifar10", "fast-cifar10"), max_epochs=50),
 )
@@ -49,6 +52,8 @@ from cnnlab.bench.protocol import emit
 recipe, target, seed, runs_dir = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 run = cnnlab.train(recipe=recipe, seed=seed, runs_dir=runs_dir, verbose=False)
 reached = [row["seconds"] for row in run.history if (row.get("val_accuracy") or 0) >= target]
+if not reached and run.metrics["accuracy"] >= target:  # no validation set (fast recipes): the whole run
+    reached = [run.metrics["seconds"]]
 emit({"seconds_to_target": reached[0] if reached else None, "test_accuracy": run.metrics["accuracy"],
       "train_seconds": run.metrics["seconds"]})
 """
@@ -93,7 +98,8 @@ def tta_section(budget: Budget, tasks=TASKS, log=print) -> list[Table]:
             table.rows.append([task.dataset, f"{task.target:.2%}", label, _fmt(seconds, ".1f"), acc,
                                _fmt(_median_of(rows, "train_seconds"), ".1f"), ratio])
     table.notes.append("plain Keras: test accuracy after each epoch, evaluation time excluded; cnnlab: the run's "
-                       "clock at the end of the first epoch whose validation accuracy reached the target.")
+                       "clock at the end of the first epoch whose validation accuracy reached the target, or for "
+                       "a recipe without validation set its whole training time when its test accuracy reached it.")
     return [table]
 
 

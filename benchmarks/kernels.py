@@ -1,0 +1,160 @@
+"""Where a training step's time goes, and what cnnlab's kernels change: side by side, one process.
+
+    python benchmarks/kernels.py                 # all sections
+    python benchmarks/kernels.py --only bn adam  # some
+
+Sections (TensorFlow backend, milliseconds per call, median of several timed repeats):
+
+* ``bn``: Keras's ``BatchNormalization`` against cnnlab's (``cnnlab.models.layers``, TensorFlow's
+  fused kernel) in training, forward + backward, on a 64x32x32x32 batch, float32 and bfloat16;
+* ``adam``: one Adam update of ``mnist_cnn``'s 1.1 M weights, Keras's against cnnlab's fused one
+  (``cnnlab.training.optim.Adam``);
+* ``steps``: forward, forward + backward, and a whole step (with the Adam update) of ``lenet5``,
+  ``mnist_cnn`` and ``vgg_bn`` at their reference batch sizes, float32 and mixed_bfloat16, with
+  Keras's layers and optimizer and with cnnlab's.
+
+Every contender runs in this one process, interleaved repeat by repeat, so that a busy machine
+slows them alike; the ratios are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from cnnlab._keras import keras
+
+
+def _median_ms(functions: dict, repeats: int = 5, calls: int = 10) -> dict:
+    """Median milliseconds per call of each function, timing them in turn, ``repeats`` rounds."""
+    times = {name: [] for name in functions}
+    for fn in functions.values():  # trace and warm up
+        fn()
+        fn()
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            started = time.perf_counter()
+            for _ in range(calls):
+                out = fn()
+            np.asarray(keras.ops.convert_to_numpy(keras.tree.flatten(out)[0]))  # wait for the result
+            times[name].append((time.perf_counter() - started) / calls * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bn_section() -> None:
+    import tensorflow as tf
+
+    from cnnlab.models.layers import BatchNormalization
+
+    print("BatchNormalization, training forward + backward, batch 64x32x32x32 (ms)")
+    for precision in ("float32", "mixed_bfloat16"):
+        keras.config.set_dtype_policy(precision)
+        layers = {"keras": keras.layers.BatchNormalization(), "cnnlab (fused)": BatchNormalization()}
+        x = tf.cast(tf.random.normal([64, 32, 32, 32]), layers["keras"].compute_dtype)
+        functions = {}
+        for name, layer in layers.items():
+            layer.build(x.shape)
+
+            @tf.function
+            def step(layer=layer):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    loss = tf.reduce_sum(tf.cast(layer(x, training=True), "float32"))
+                return tape.gradient(loss, [x, *layer.trainable_variables])
+
+            functions[name] = step
+        result = _median_ms(functions)
+        print(f"  {precision:<15} keras {result['keras']:7.2f}   cnnlab {result['cnnlab (fused)']:7.2f}   "
+              f"ratio {result['keras'] / result['cnnlab (fused)']:.2f}x")
+    keras.config.set_dtype_policy("float32")
+
+
+def adam_section() -> None:
+    import tensorflow as tf
+
+    from cnnlab.models import create_model
+    from cnnlab.training.optim import Adam
+
+    print("Adam update of mnist_cnn's weights (ms)")
+    functions = {}
+    for name, optimizer_class in (("keras", keras.optimizers.Adam), ("cnnlab (fused)", Adam)):
+        model = create_model("mnist_cnn", input_shape=(28, 28, 1), num_classes=10)
+        optimizer = optimizer_class(1e-4)
+        optimizer.build(model.trainable_variables)
+        grads = [tf.random.normal(v.shape) * 1e-3 for v in model.trainable_variables]
+        functions[name] = tf.function(
+            lambda o=optimizer, g=grads, m=model: o.apply_gradients(zip(g, m.trainable_variables)))
+    result = _median_ms(functions)
+    print(f"  {model.count_params():,} weights: keras {result['keras']:.2f}   cnnlab {result['cnnlab (fused)']:.2f}   "
+          f"ratio {result['keras'] / result['cnnlab (fused)']:.2f}x")
+
+
+SHAPES = {"lenet5": ((32, 32, 1), 100), "mnist_cnn": ((28, 28, 1), 64), "vgg_bn": ((32, 32, 3), 64)}
+
+
+def steps_section(models=tuple(SHAPES)) -> None:
+    import tensorflow as tf
+
+    import cnnlab.models.layers as cnnlab_layers
+    from cnnlab.models import create_model
+    from cnnlab.training.optim import Adam
+
+    print("Training step parts (ms): forward / forward+backward / whole step with Adam")
+    for name in models:
+        shape, batch = SHAPES[name]
+        x = tf.random.uniform([batch, *shape])
+        y = tf.random.uniform([batch], 0, 10, dtype=tf.int32)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        functions = {}
+        for precision in ("float32", "mixed_bfloat16"):
+            for kernels in ("keras", "cnnlab"):
+                keras.config.set_dtype_policy(precision)
+                model = create_model(name, input_shape=shape, num_classes=10)
+                keras.config.set_dtype_policy("float32")
+                if kernels == "keras":  # Keras's own BatchNormalization code: never fuse, on these layers
+                    for layer in model.layers:
+                        if isinstance(layer, cnnlab_layers.BatchNormalization):
+                            layer._fusable = lambda inputs, mask: False
+                optimizer = (Adam if kernels == "cnnlab" else keras.optimizers.Adam)(1e-4)
+                optimizer.build(model.trainable_variables)
+
+                def forward_backward(m=model):
+                    with tf.GradientTape() as tape:
+                        loss = loss_fn(y, m(x, training=True))
+                    return tape.gradient(loss, m.trainable_variables)
+
+                def whole(m=model, o=optimizer, fb=forward_backward):
+                    grads = fb(m)
+                    o.apply_gradients(zip(grads, m.trainable_variables))
+                    return grads[0]
+
+                label = f"{precision}, {kernels} kernels"
+                functions[(label, "fwd")] = tf.function(lambda m=model: m(x, training=True))
+                functions[(label, "fwd+bwd")] = tf.function(forward_backward)
+                functions[(label, "step")] = tf.function(whole)
+        result = _median_ms(functions, repeats=3, calls=5)
+        base = result[("float32, keras kernels", "step")]
+        print(f"  {name}, batch {batch}")
+        for label in dict.fromkeys(k[0] for k in functions):
+            fwd, fb, step = (result[(label, part)] for part in ("fwd", "fwd+bwd", "step"))
+            print(f"    {label:<32} {fwd:7.1f} / {fb:7.1f} / {step:7.1f}   step {base / step:.2f}x")
+
+
+SECTIONS = {"bn": bn_section, "adam": adam_section, "steps": steps_section}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=tuple(SECTIONS), default=list(SECTIONS))
+    args = parser.parse_args()
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit("benchmarks/kernels.py measures TensorFlow kernels: run it with KERAS_BACKEND=tensorflow")
+    for section in args.only:
+        SECTIONS[section]()
+
+
+if __name__ == "__main__":
+    main()
