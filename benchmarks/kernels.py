@@ -5,6 +5,8 @@
 
 Sections (TensorFlow backend, milliseconds per call, median of several timed repeats):
 
+* ``ops``: a 2048x2048 matrix product (GFLOP/s) and mnist_cnn's second convolution (batch 64,
+  forward and forward + backward), float32 against bfloat16;
 * ``bn``: Keras's ``BatchNormalization`` against cnnlab's (``cnnlab.models.layers``, TensorFlow's
   fused kernel) in training, forward + backward, on a 64x32x32x32 batch, float32 and bfloat16;
 * ``adam``: one Adam update of ``mnist_cnn``'s 1.1 M weights, Keras's against cnnlab's fused one
@@ -42,6 +44,30 @@ def _median_ms(functions: dict, repeats: int = 5, calls: int = 10) -> dict:
             np.asarray(keras.ops.convert_to_numpy(keras.tree.flatten(out)[0]))  # wait for the result
             times[name].append((time.perf_counter() - started) / calls * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def ops_section() -> None:
+    import tensorflow as tf
+
+    print("Raw TensorFlow ops, float32 vs bfloat16")
+    for dtype in ("float32", "bfloat16"):
+        a = tf.cast(tf.random.normal([2048, 2048]), dtype)
+        x = tf.cast(tf.random.normal([64, 12, 12, 32]), dtype)
+        w = tf.cast(tf.random.normal([5, 5, 32, 64]), dtype)
+
+        @tf.function
+        def conv_forward_backward():
+            with tf.GradientTape() as tape:
+                tape.watch([x, w])
+                loss = tf.reduce_sum(tf.cast(tf.nn.conv2d(x, w, 1, "VALID"), "float32"))
+            return tape.gradient(loss, [x, w])
+
+        result = _median_ms({"matmul": tf.function(lambda: tf.matmul(a, a)),
+                             "conv": tf.function(lambda: tf.nn.conv2d(x, w, 1, "VALID")),
+                             "conv fwd+bwd": conv_forward_backward})
+        print(f"  {dtype:<9} matmul 2048: {2 * 2048**3 / result['matmul'] / 1e6:6.1f} GFLOP/s   "
+              f"conv 5x5 32->64 on 12x12, batch 64: forward {result['conv']:.2f} ms, "
+              f"forward+backward {result['conv fwd+bwd']:.2f} ms")
 
 
 def bn_section() -> None:
@@ -143,7 +169,7 @@ def steps_section(models=tuple(SHAPES)) -> None:
             print(f"    {label:<32} {fwd:7.1f} / {fb:7.1f} / {step:7.1f}   step {base / step:.2f}x")
 
 
-SECTIONS = {"bn": bn_section, "adam": adam_section, "steps": steps_section}
+SECTIONS = {"ops": ops_section, "bn": bn_section, "adam": adam_section, "steps": steps_section}
 
 
 def main() -> None:

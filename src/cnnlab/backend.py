@@ -159,14 +159,19 @@ def describe() -> dict:
     return info
 
 
-def cpu_has_bf16() -> bool:
-    """True if the CPU has bfloat16 matrix units (AMX-BF16 or AVX512-BF16), which oneDNN uses."""
+BF16_CPU_FLAGS = {"amx_bf16", "avx512_bf16"}  # bfloat16 matrix units oneDNN uses
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags (``/proc/cpuinfo``), e.g. ``amx_bf16``; empty where unknown (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = fh.read()
-    except OSError:  # not Linux: no cheap way to tell, so stay in float32
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def resolve_precision(precision: str, level: str = "keras") -> str:
@@ -183,6 +188,6 @@ def resolve_precision(precision: str, level: str = "keras") -> str:
         return "float32"
     if describe()["accelerators"]:
         return "mixed_float16"
-    if requested_backend() == "tensorflow" and cpu_has_bf16():
+    if requested_backend() == "tensorflow" and cpu_flags() & BF16_CPU_FLAGS:
         return "mixed_bfloat16"
     return "float32"

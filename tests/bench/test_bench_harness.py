@@ -126,3 +126,9 @@ def test_time_to_accuracy_tasks_name_recipes_that_resolve(tmp_path):
             assert resolve_config(recipe=recipe).model  # the recipe file exists and validates
         labels = [c.label for c in tta_contenders(task, seed=0, runs_dir=tmp_path)]
         assert labels[0].startswith("plain Keras") and len(labels) == 1 + len(task.recipes)
+
+
+def test_unknown_tta_dataset_is_refused_before_any_work(tmp_path):
+    proc = run_cli("bench", "--only", "tta", "--dataset", "imagenet", "--out", str(tmp_path / "x.md"))
+    assert_clean_error(proc, "--dataset", "imagenet", "fashion_mnist")
+    assert not (tmp_path / "x.md").exists()

@@ -461,8 +461,12 @@ def run_benchmark(
     command: str | None = None,
     note: str = "",
     log: Callable[[str], None] = print,
+    tta_datasets: Iterable[str] | None = None,
 ) -> str:
-    """Run the selected sections, print the tables, write the markdown report to ``out``; return it."""
+    """Run the selected sections, print the tables, write the markdown report to ``out``; return it.
+
+    ``tta_datasets`` limits the time-to-accuracy section to those data sets (default: all).
+    """
     import tempfile
 
     from cnnlab.bench.machine import machine_info
@@ -482,6 +486,12 @@ def run_benchmark(
     if any(k not in CONTENDER_KEYS for k in contenders):
         wrong = next(k for k in contenders if k not in CONTENDER_KEYS)
         raise ConfigError(f"--contender: unknown contender {wrong!r}; expected one of {', '.join(CONTENDER_KEYS)}")
+    from cnnlab.bench.tta import TASKS
+
+    known = sorted({task.dataset for task in TASKS})
+    wrong = [d for d in tta_datasets or () if d not in known]
+    if wrong:
+        raise ConfigError(f"--dataset: no time-to-accuracy task for {wrong[0]!r}; expected one of {', '.join(known)}")
     machine = machine_info()
     log(f"device: {machine['device']}; CPU: {machine['cpu']}, {machine['cores']} cores")
     matmul_rounds = 1 if quick else 3
@@ -502,9 +512,9 @@ def run_benchmark(
         with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as workdir:
             tables += startup_section(budget, Path(workdir), log=log)
     if "tta" in sections:
-        from cnnlab.bench.tta import tta_section
+        from cnnlab.bench.tta import TASKS, tta_section
 
-        tables += tta_section(budget, log=log)
+        tables += tta_section(budget, [t for t in TASKS if not tta_datasets or t.dataset in tta_datasets], log=log)
     print_tables(tables, log=log)
     command = command or "cnnlab bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = render_markdown(command, machine, matmul, tables, matmul_rounds, bf16_matmul, note)

@@ -19,6 +19,8 @@ from importlib import metadata
 
 import numpy as np
 
+from cnnlab.backend import BF16_CPU_FLAGS, cpu_flags
+
 
 def matmul_gflops(n: int = 2048, repeats: int = 7, dtype=np.float32) -> float:
     """Median GFLOP/s of an ``n x n`` by ``n x n`` float32 product with NumPy's BLAS.
@@ -88,7 +90,7 @@ def machine_info() -> dict:
         "cores": usable,
         "memory_gb": round(mem_kb / 2**20, 1),
         "device": ", ".join(gpus) if gpus else "CPU",
-        "bf16_units": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16"}),
+        "bf16_units": sorted(cpu_flags() & BF16_CPU_FLAGS),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "versions": {
@@ -115,15 +117,3 @@ def bf16_matmul_gflops(n: int = 2048, repeats: int = 7) -> float | None:
         torch.mm(a, b)
         seconds.append(time.perf_counter() - start)
     return 2.0 * n**3 / statistics.median(seconds) / 1e9
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags (``/proc/cpuinfo``), e.g. ``amx_bf16``, ``avx512_bf16``; empty if unknown."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()

@@ -22,6 +22,8 @@ def bench(
         None, "--contender", metavar="KEY",
         help="plain-keras, plain-torch, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch (repeatable). Default: all.",
     ),
+    dataset: Optional[List[str]] = typer.Option(
+        None, "--dataset", metavar="NAME", help="tta only: mnist, fashion_mnist, cifar10_jpg (repeatable). Default: all."),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of alternation (default 3, --quick 1)."),
     note: str = typer.Option("", "--note", metavar="TEXT", help="A line to put at the top of the report (e.g. the machine's state)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the markdown report here, e.g. docs/benchmarks.md."),
@@ -40,4 +42,4 @@ def bench(
         budget.rounds = rounds
     command = "cnnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     run_benchmark(only=only, quick=quick, out=out, models=model or NETWORKS, budget=budget, contenders=contender,
-                  command=command, note=note, log=typer.echo)
+                  command=command, note=note, log=typer.echo, tta_datasets=dataset)
