@@ -14,7 +14,7 @@ from cnnlab.bench.harness import BENCHMARKS_DIR, Contender, alternate, python_cm
 from cnnlab.bench.machine import machine_info, matmul_gflops
 from cnnlab.bench.process import run_process
 from cnnlab.bench.protocol import parse_result
-from tests.conftest import run_cli
+from tests.conftest import assert_clean_error, run_cli
 
 
 def conv_flops(out_h, out_w, out_c, k, in_c):
@@ -110,8 +110,6 @@ def test_cli_bench_writes_its_table(tmp_path):
 
 
 def test_cli_bench_rejects_an_unknown_contender(tmp_path):
-    from tests.conftest import assert_clean_error
-
     proc = run_cli("bench", "--only", "throughput", "--contender", "numpy-by-hand", "--out", str(tmp_path / "x.md"))
     assert_clean_error(proc, "--contender", "numpy-by-hand")
     assert not (tmp_path / "x.md").exists()
