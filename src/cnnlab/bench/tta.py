@@ -80,7 +80,7 @@ def tta_section(budget: Budget, tasks=TASKS, log=print) -> list[Table]:
         ["data set", "target", "contender", "seconds to target (median)", "test accuracy", "train seconds", "ratio"],
     )
     for task in tasks:
-        log(f"time to accuracy: {task.dataset} >= {task.target:.0%}")
+        log(f"time to accuracy: {task.dataset} >= {task.target:.1%}")
         results: dict[str, list[dict]] = {}
         with tempfile.TemporaryDirectory(prefix="cnnlab-tta-") as runs_dir:
             for seed in range(budget.rounds):

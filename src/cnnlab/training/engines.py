@@ -233,7 +233,9 @@ def _tensorflow_steps_function(model):
         if "function" not in traced:
             signature = [tf.TensorSpec([None, None, *xs.shape[2:]], tf.as_dtype(xs.dtype)),
                          tf.TensorSpec([None, None, *np.shape(ys)[2:]], tf.as_dtype(np.asarray(ys).dtype))]
-            traced["function"] = tf.function(run, input_signature=signature)
+            # Keras's jit_compile="auto" has resolved by now: XLA with a GPU, off on a CPU (where
+            # XLA's convolutions are much slower than oneDNN's; docs/performance.md).
+            traced["function"] = tf.function(run, input_signature=signature, jit_compile=bool(model.jit_compile))
         return traced["function"](xs, ys)
 
     return call
