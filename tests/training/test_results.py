@@ -55,3 +55,19 @@ def test_results_table_counts_faithful_runs_and_lists_the_others(tmp_path, monke
     proc = run_cli("results", "--runs-dir", runs, "--out", out, env={"CNNLAB_RECIPES_DIR": str(recipes)})
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == text
+
+
+def test_a_run_from_before_the_precision_option_counts_as_float32():
+    """config.json files written before --precision existed trained in float32, as the recipes pin."""
+    from types import SimpleNamespace
+
+    from cnnlab.training.config import TrainConfig, apply_options, load_recipe
+    from cnnlab.training.results import changed_options
+
+    recipe = load_recipe("lenet5-mnist")
+    assert recipe["precision"] == "float32"
+    train = apply_options(TrainConfig(), {k: v for k, v in recipe.items()}).to_dict()
+    del train["precision"]
+    assert changed_options(SimpleNamespace(config={"train": train}), recipe) == []
+    train["precision"] = "mixed_bfloat16"
+    assert changed_options(SimpleNamespace(config={"train": train}), recipe) == ["precision"]

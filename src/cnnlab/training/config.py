@@ -99,6 +99,10 @@ class TrainConfig:
 
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
+# Options added after run folders already existed, with what those runs used: a config.json
+# without the key means this value, not today's default.
+LEGACY_VALUES = {"precision": "float32"}
+
 # Option aliases accepted by the API (and the estimator): alias -> field.
 ALIASES = {"learning_rate": "lr", "batchsize": "batch_size", "patience": "early_stopping", "random_seed": "seed"}
 

@@ -148,8 +148,6 @@ def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
     if extra:
         raise ConfigError(f"--resume: {flag(extra[0])} cannot change when resuming (only --epochs / --steps)")
     config = run.train_config
-    if "precision" not in run.config.get("train", {}):
-        config.precision = "float32"  # runs written before the option trained in float32
     apply_options(config, options)
     validate(config)
     _select_backend(config)

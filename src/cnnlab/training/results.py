@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from cnnlab.errors import RunError
-from cnnlab.training.config import TrainConfig, apply_options, list_recipes, load_recipe
+from cnnlab.training.config import LEGACY_VALUES, TrainConfig, apply_options, list_recipes, load_recipe
 from cnnlab.training.run import Run
 
 FREE_OPTIONS = {"seed", "backend", "level", "recipe", "reference", "description"}
@@ -37,7 +37,7 @@ def collect_runs(runs_dir: Path) -> dict[str, list[Run]]:
 
 def changed_options(run: Run, recipe: dict) -> list[str]:
     """Options the recipe sets that the run changed (empty: a faithful run of the recipe)."""
-    train = run.config["train"]
+    train = {**LEGACY_VALUES, **run.config["train"]}
     expected = apply_options(TrainConfig(), {k: v for k, v in recipe.items() if k not in FREE_OPTIONS}).to_dict()
     changed = [k for k in recipe if k not in FREE_OPTIONS and train.get(k) != expected[k]]
     for cap in ("max_train_samples", "max_eval_samples"):  # subsets the recipe did not ask for

@@ -117,9 +117,9 @@ class Run:
 
     @property
     def train_config(self):
-        from cnnlab.training.config import TrainConfig
+        from cnnlab.training.config import LEGACY_VALUES, TrainConfig
 
-        return TrainConfig.from_dict(self.config["train"], source=str(self.path / CONFIG))
+        return TrainConfig.from_dict({**LEGACY_VALUES, **self.config["train"]}, source=str(self.path / CONFIG))
 
     @property
     def class_names(self) -> list[str]:
