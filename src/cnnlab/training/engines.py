@@ -136,15 +136,19 @@ class KerasEngine(Engine):
             return np.eye(self.num_classes, dtype="float32")[y]
         return y
 
+    def _tensorflow(self) -> bool:
+        return self._keras.backend.backend() == "tensorflow"
+
     def train_batch(self, x, y):
-        return self.train_steps(x[None], np.asarray(y)[None])
+        if self._tensorflow():
+            return self.train_steps(x[None], np.asarray(y)[None])
+        # JAX and torch: Keras's own per-batch step (its jitted / eager train function).
+        out = self.model.train_on_batch(x, self._labels(y), return_dict=True)
+        return float(out["loss"]), float(out["accuracy"])
 
     def train_steps(self, xs, ys):
-        if self._keras.backend.backend() != "tensorflow":
-            # JAX and torch: Keras's own per-batch step (its jitted / eager train function).
-            results = [self.model.train_on_batch(x, self._labels(y), return_dict=True) for x, y in zip(xs, ys)]
-            return (float(np.mean([float(r["loss"]) for r in results])),
-                    float(np.mean([float(r["accuracy"]) for r in results])))
+        if not self._tensorflow():
+            return super().train_steps(xs, ys)  # batch by batch
         if self._steps_function is None:
             self._steps_function = _tensorflow_steps_function(self.model)
         self.model.reset_metrics()
