@@ -94,3 +94,36 @@ def test_bad_model_or_augmentation_values_leave_no_run_folder(tmp_path, data_dir
         train(model="softmax", dataset="mnist", epochs=1, runs_dir=runs, model_options={"bogus": 1},
               data_dir=data_dir, verbose=False)
     assert not runs.exists()
+
+
+def test_recipes_command_lists_every_recipe_with_its_figures():
+    proc = run_cli("recipes")
+    assert proc.returncode == 0, proc.stderr
+    for name in list_recipes():
+        assert name in proc.stdout
+    assert "fast-mnist" in proc.stdout and "target 99.00%" in proc.stdout  # a recipe with a target only
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_recipes(tmp_path):
+    """A wheel install (no checkout beside it) must still find every recipe."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # a copy, so the build leaves no build/ folder in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, source / name)
+    shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--wheel-dir", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
+    if proc.returncode != 0 and "No module named" in proc.stderr:
+        pytest.skip(f"cannot build a wheel offline here: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = (tmp_path / "dist").glob("cnnlab-*.whl")
+    shipped = {Path(n).stem for n in zipfile.ZipFile(wheel).namelist() if n.startswith("cnnlab/recipes/")}
+    assert shipped == set(list_recipes())

@@ -120,7 +120,7 @@ def _train_signature() -> inspect.Signature:
 
 
 def _recipes() -> None:
-    """List the recipes (recipes/*.toml) with the figure each one reproduces."""
+    """List the recipes (cnnlab/recipes/*.toml) with the figure each one reproduces or aims at."""
     from cnnlab.training.config import list_recipes, load_recipe, recipe_path
 
     names = list_recipes()
@@ -130,8 +130,9 @@ def _recipes() -> None:
     for name in names:
         recipe = load_recipe(name)
         reference = recipe.get("reference", {})
-        figure = f"reference {reference['accuracy']:.2%}, target {reference['target']:.2%}" if reference else ""
-        typer.echo(f"{name:<18} {recipe.get('model', '?'):<10} {recipe.get('dataset', '?'):<12} {figure}")
+        figures = [f"reference {reference['accuracy']:.2%}"] if "accuracy" in reference else []
+        figures += [f"target {reference['target']:.2%}"] if "target" in reference else []
+        typer.echo(f"{name:<18} {recipe.get('model', '?'):<10} {recipe.get('dataset', '?'):<12} {', '.join(figures)}")
     typer.echo(f"(in {recipe_path(names[0]).parent})")
 
 

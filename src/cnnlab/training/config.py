@@ -324,11 +324,12 @@ def validate(config: TrainConfig) -> TrainConfig:
 # ----------------------------------------------------------------------------- recipes
 
 def recipes_dir() -> Path:
-    """``$CNNLAB_RECIPES_DIR``, else the ``recipes/`` folder of the source checkout."""
+    """``$CNNLAB_RECIPES_DIR``, else the recipes installed with cnnlab (``cnnlab/recipes/``;
+    the checkout's top-level ``recipes/`` links there)."""
     env = os.environ.get(RECIPES_DIR_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3] / "recipes"
+    return Path(__file__).resolve().parents[1] / "recipes"
 
 
 def list_recipes() -> list[str]:
