@@ -78,6 +78,8 @@ def _tta_options(parser) -> None:
     parser.add_argument("--target-accuracy", type=float, default=None,
                         help="time to accuracy instead of throughput: train epoch by epoch until the test accuracy reaches this")
     parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="also stop after the epoch whose training time passes this (a cap for slow baselines)")
     parser.add_argument("--dataset", default=None, help="for --target-accuracy: mnist, fashion_mnist, cifar10_jpg")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -110,6 +112,8 @@ def time_to_accuracy(args, keras) -> dict:
         accuracies.append(float(model.evaluate(x_test, y_test, verbose=0)[1]))
         if accuracies[-1] >= args.target_accuracy:
             reached = seconds
+            break
+        if args.max_seconds is not None and seconds >= args.max_seconds:
             break
     return {"contender": "plain-keras", "seconds_to_target": reached, "test_accuracy": accuracies[-1],
             "train_seconds": seconds, "accuracies": accuracies}

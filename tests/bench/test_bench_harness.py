@@ -130,3 +130,33 @@ def test_unknown_tta_dataset_is_refused_before_any_work(tmp_path):
     proc = run_cli("bench", "--only", "tta", "--dataset", "imagenet", "--out", str(tmp_path / "x.md"))
     assert_clean_error(proc, "--dataset", "imagenet", "fashion_mnist")
     assert not (tmp_path / "x.md").exists()
+
+
+def test_time_to_accuracy_table_bounds_the_ratio_when_the_baseline_never_gets_there(monkeypatch, tmp_path):
+    """The table logic on canned process results: a capped baseline that missed the target gives
+    a lower bound on the speed-up, and --baseline-rounds runs it for the first seeds only."""
+    import json
+    from types import SimpleNamespace
+
+    from cnnlab.bench import tta
+    from cnnlab.bench.harness import Budget
+    from cnnlab.bench.protocol import RESULT_PREFIX
+
+    calls = []
+
+    def fake_run_process(argv, env=None, timeout=None):
+        plain = any("plain_keras.py" in a for a in argv)
+        calls.append("plain" if plain else "cnnlab")
+        result = ({"seconds_to_target": None, "test_accuracy": 0.75, "train_seconds": 1800.0} if plain else
+                  {"seconds_to_target": 600.0, "test_accuracy": 0.81, "train_seconds": 600.0})
+        return SimpleNamespace(stdout=RESULT_PREFIX + json.dumps(result) + "\n", stderr="")
+
+    monkeypatch.setattr(tta, "run_process", fake_run_process)
+    task = tta.Task("cifar10_jpg", 0.80, "vgg_bn", ("fast-cifar10",), max_epochs=50, max_seconds=1800)
+    (table,) = tta.tta_section(Budget(rounds=3, baseline_rounds=1), tasks=(task,), log=lambda *a: None)
+    assert calls == ["plain", "cnnlab", "cnnlab", "cnnlab"]
+    plain_row, cnnlab_row = table.rows
+    assert plain_row[3] == "n/a" and plain_row[-1] == "n/a"
+    assert cnnlab_row[3] == "600.0" and cnnlab_row[-1].startswith("> 3.0x faster")
+    assert any("after 1800 s" in note for note in table.notes)
+    assert any("first 1 seed" in note for note in table.notes)

@@ -194,6 +194,7 @@ class Budget:
     repeats: int = 3
     warmup_steps: int = 10
     step_scale: float = 1.0
+    baseline_rounds: int | None = None  # tta: seeds the plain baseline runs for (None: every round)
 
     @classmethod
     def quick(cls) -> "Budget":

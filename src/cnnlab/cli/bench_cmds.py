@@ -25,6 +25,9 @@ def bench(
     dataset: Optional[List[str]] = typer.Option(
         None, "--dataset", metavar="NAME", help="tta only: mnist, fashion_mnist, cifar10_jpg (repeatable). Default: all."),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of alternation (default 3, --quick 1)."),
+    baseline_rounds: Optional[int] = typer.Option(
+        None, "--baseline-rounds", min=1, metavar="N",
+        help="tta only: run the plain-Keras baseline for the first N seeds only (default: every round)."),
     note: str = typer.Option("", "--note", metavar="TEXT", help="A line to put at the top of the report (e.g. the machine's state)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the markdown report here, e.g. docs/benchmarks.md."),
 ) -> None:
@@ -40,6 +43,7 @@ def bench(
     budget = Budget.quick() if quick else Budget()
     if rounds is not None:
         budget.rounds = rounds
+    budget.baseline_rounds = baseline_rounds
     command = "cnnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     run_benchmark(only=only, quick=quick, out=out, models=model or NETWORKS, budget=budget, contenders=contender,
                   command=command, note=note, log=typer.echo, tta_datasets=dataset)
