@@ -44,8 +44,8 @@ TASKS = (
     Task("mnist", 0.995, "mnist_cnn", ("fast-mnist-995",), max_epochs=8),
     Task("fashion_mnist", 0.92, "mnist_cnn", ("fast-fashion-mnist",), max_epochs=10),
     # Plain Keras VGG-BN runs at ~190-340 images/s here: 50 epochs would take hours per seed, so it
-    # is capped at twice the fast recipe's 15-minute budget.
-    Task("cifar10_jpg", 0.80, "vgg_bn", ("fast-cifar10",), max_epochs=50, max_seconds=1800),
+    # is capped at the fast recipe's 15-minute budget (if it misses, the ratio is a lower bound).
+    Task("cifar10_jpg", 0.80, "vgg_bn", ("fast-cifar10",), max_epochs=50, max_seconds=900),
 )
 
 # Drives cnnlab.train in a fresh process and prints the run's clock and accuracies as one result line.
