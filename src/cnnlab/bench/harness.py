@@ -426,7 +426,8 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         f"{', '.join(machine.get('bf16_units') or ['none'])}): {bf16_matmul:,.1f} GFLOP/s",
         "- Method: every contender runs in its own fresh process; contenders alternate round by round in "
         "a rotated order; figures are medians over rounds and timed segments, ranges are min-max; "
-        "synthetic uint8 images of the right shape (throughput does not depend on pixel values). "
+        "throughput and tuning train on synthetic uint8 images of the right shape (speed does not depend "
+        "on pixel values), memory and time to accuracy on the real data sets. "
         "Training FLOPs/image = 3 x forward FLOPs (`cnnlab.models.count_flops`, a multiply-add = 2).",
         "",
         "See docs/performance.md for what these figures decided.",
