@@ -7,6 +7,7 @@ the harness measures, counts and reports what it says it does.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,8 @@ def test_cli_bench_writes_its_table(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| cnnlab default"))
     assert "failed" not in row
     assert "Device: **" in text and "GFLOP/s" in text
+    if Path("/proc/stat").exists():  # Linux: the report says how much CPU the host took meanwhile
+        assert "Host CPU steal during the run: " in text
 
 
 def test_cli_bench_rejects_an_unknown_contender(tmp_path):
@@ -160,3 +163,15 @@ def test_time_to_accuracy_table_bounds_the_ratio_when_the_baseline_never_gets_th
     assert cnnlab_row[3] == "600.0" and cnnlab_row[-1].startswith("> 3.0x faster")
     assert any("after 1800 s" in note for note in table.notes)
     assert any("first 1 seed" in note for note in table.notes)
+
+
+def test_steal_fraction_reads_the_eighth_counter():
+    from cnnlab.bench.machine import cpu_times, steal_fraction
+
+    before = [100, 0, 10, 500, 0, 0, 0, 40, 0, 0]
+    after = [200, 0, 20, 600, 0, 0, 0, 140, 0, 0]  # +100 user, +10 system, +100 idle, +100 steal
+    assert steal_fraction(before, after) == 100 / 310
+    assert steal_fraction(None, after) is None and steal_fraction(before, before) is None
+    now = cpu_times()
+    if now is not None:  # Linux
+        assert len(now) >= 8 and all(v >= 0 for v in now)

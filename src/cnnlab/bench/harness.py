@@ -417,6 +417,9 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         "```",
         "",
         *([f"> {note}", ""] if note else []),
+        *([f"- Host CPU steal during the run: {machine['steal']:.1%} of CPU time"
+           + (" (**noisy: compare ratios within this run only**)" if machine["steal"] > 0.05 else "")]
+          if machine.get("steal") is not None else []),
         f"- Device: **{machine['device']}**; CPU: {machine['cpu']}, {machine['cores']} cores usable, "
         f"{machine['memory_gb']} GB RAM; {machine['os']}, Python {machine['python']}",
         f"- Libraries: {versions}",
@@ -471,7 +474,7 @@ def run_benchmark(
     """
     import tempfile
 
-    from cnnlab.bench.machine import machine_info
+    from cnnlab.bench.machine import cpu_times, machine_info, steal_fraction
     from cnnlab.errors import ConfigError
     from cnnlab.io import atomic_write_text
 
@@ -496,6 +499,7 @@ def run_benchmark(
         raise ConfigError(f"--dataset: no time-to-accuracy task for {wrong[0]!r}; expected one of {', '.join(known)}")
     machine = machine_info()
     log(f"device: {machine['device']}; CPU: {machine['cpu']}, {machine['cores']} cores")
+    cpu_before = cpu_times()
     matmul_rounds = 1 if quick else 3
     matmul = measure_matmul(matmul_rounds)
     bf16_matmul = measure_matmul(matmul_rounds, "bf16_matmul_gflops")
@@ -519,6 +523,10 @@ def run_benchmark(
         tables += tta_section(budget, [t for t in TASKS if not tta_datasets or t.dataset in tta_datasets], log=log)
     print_tables(tables, log=log)
     command = command or "cnnlab bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    steal = steal_fraction(cpu_before, cpu_times())
+    if steal is not None:
+        machine["steal"] = steal
+        log(f"CPU time taken by the host (steal) during the run: {steal:.1%}")
     report = render_markdown(command, machine, matmul, tables, matmul_rounds, bf16_matmul, note)
     if out:
         atomic_write_text(out, report)

@@ -22,6 +22,29 @@ import numpy as np
 from cnnlab.backend import BF16_CPU_FLAGS, cpu_flags
 
 
+def cpu_times() -> list[int] | None:
+    """The machine-wide CPU time counters of ``/proc/stat`` (Linux), or None elsewhere."""
+    try:
+        with open("/proc/stat") as fh:
+            return [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_fraction(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time the hypervisor gave to other guests between two :func:`cpu_times`.
+
+    On a virtual machine the host can take the CPUs away ("steal", the 8th counter): every
+    contender then slows down, and timings from such a stretch are not comparable with a quiet
+    one. Reports carry this figure so that a noisy run shows itself.
+    """
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    deltas = [b - a for a, b in zip(before, after)]
+    total = sum(deltas[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return deltas[7] / total if total > 0 else None
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 7, dtype=np.float32) -> float:
     """Median GFLOP/s of an ``n x n`` by ``n x n`` float32 product with NumPy's BLAS.
 
