@@ -49,6 +49,8 @@ def test_overrides_win_over_the_recipe_and_dataset_is_overridable():
     ({"bogus": 1}, "unknown option --bogus"),
     ({"schedule": "step"}, "--decay-every"),
     ({"augmentation": {"twist": 1}}, "--augment: unknown key 'twist'"),
+    ({"tta": "rotate"}, "--tta: expected one of none, flip, flip-translate"),
+    ({"tta": "flip", "level": "scratch"}, "--tta: test-time augmentation needs --level keras"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_option(options, needle):
     options = {"epochs": 1, **options}

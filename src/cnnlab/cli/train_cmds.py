@@ -49,6 +49,8 @@ TRAIN_OPTIONS = {
     "seed": ("N", "Random seed: weights, batch order, augmentation, dropout."),
     "level": ("LEVEL", "keras, scratch or lowlevel."),
     "precision": ("POLICY", "auto, float32, mixed_bfloat16 or mixed_float16 (auto: bf16 where the hardware has it)."),
+    "tta": ("MODE", "Test-time augmentation for validation and test: none, flip (average with the mirror image) "
+                    "or flip-translate (also 1-pixel shifts; airbench's 6 views)."),
     "steps_per_execution": ("N", "Optimizer steps per compiled call (0 = auto)."),
 }
 

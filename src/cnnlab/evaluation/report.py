@@ -81,7 +81,8 @@ def evaluate(
     if len(data) == 0:
         raise RunError(f"{run.path}: the run's dataset has no {split!r} split to evaluate on")
     class_names = list(run.class_names)
-    logits = predict_logits(load_model(run, which), data.x, run.preprocessing, batch_size)
+    # with the run's test-time augmentation, so the report agrees with the run's own test figure
+    logits = predict_logits(load_model(run, which), data.x, run.preprocessing, batch_size, tta=run.train_config.tta)
     probabilities = softmax(logits)
     labels = np.asarray(data.y, dtype=np.int64)
     predicted = probabilities.argmax(axis=1)

@@ -57,8 +57,10 @@ def check_batch_size(batch_size: int) -> None:
         raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
 
 
-def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-    """Logits of ``model`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training.
+def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE,
+                   tta: str = "none") -> np.ndarray:
+    """Logits of ``model`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training,
+    and averaged over the views of :func:`tta_logits` when ``tta`` is not ``"none"``.
 
     Batches are preprocessed one at a time, so a large test split never exists in memory as
     float32 all at once.
@@ -66,11 +68,34 @@ def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = D
     check_batch_size(batch_size)
     from cnnlab._keras import keras
 
-    # A plain call, not predict(): no progress bar, and no tf.function retraced for every batch shape.
-    outputs = [
-        keras.ops.convert_to_numpy(model(preprocessing(images[start : start + batch_size]), training=False))
-        for start in range(0, len(images), batch_size)
-    ]
+    def forward(x):  # a plain call, not predict(): no progress bar, no retracing per batch shape
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
+    outputs = [tta_logits(forward, preprocessing(images[start : start + batch_size]), tta)
+               for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def tta_logits(forward, x: np.ndarray, mode: str = "none") -> np.ndarray:
+    """``forward(x)`` averaged over augmented views of the batch ``x`` (NHWC), the run's ``tta``.
+
+    ``flip`` averages the image and its mirror image; ``flip-translate`` gives that pair half the
+    weight and the other half to the mirrored pairs of the image shifted one pixel up-left and
+    one down-right (edges reflected): airbench's six views (Jordan 2024).
+    """
+    if mode == "none":
+        return np.asarray(forward(x))
+
+    def mirrored(views):
+        return (np.asarray(forward(views)) + np.asarray(forward(np.ascontiguousarray(views[:, :, ::-1])))) / 2
+
+    logits = mirrored(x)
+    if mode == "flip-translate":
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        height, width = x.shape[1:3]
+        shifted = (mirrored(np.ascontiguousarray(padded[:, :height, :width]))
+                   + mirrored(np.ascontiguousarray(padded[:, 2:, 2:]))) / 2
+        logits = (logits + shifted) / 2
+    return logits

@@ -66,7 +66,8 @@ def predict(
         {"file": "digit.png", "top": [{"class": "7", "index": 7, "probability": 0.98}, ...]}
 
     ``top`` holds the ``top_k`` most probable classes (at most the number of classes), most
-    probable first; probabilities are the softmax of the model's logits.
+    probable first; probabilities are the softmax of the model's logits (averaged over the run's
+    test-time views when it was trained with ``tta``).
     """
     if top_k < 1:
         raise ConfigError(f"--top-k: expected a positive integer, got {top_k}")
@@ -75,7 +76,8 @@ def predict(
     paths = expand_image_paths(files)
     run = open_run(run_or_path)
     images = np.stack([load_image(run.preprocessing, path) for path in paths])
-    probabilities = softmax(predict_logits(load_model(run, which), images, run.preprocessing, batch_size))
+    logits = predict_logits(load_model(run, which), images, run.preprocessing, batch_size, tta=run.train_config.tta)
+    probabilities = softmax(logits)
     return [_top_classes(os.fspath(path), row, run.class_names, top_k) for path, row in zip(paths, probabilities)]
 
 

@@ -27,6 +27,7 @@ SCHEDULES = ("constant", "step", "cosine", "one-cycle")
 NORMALIZE_MODES = ("unit", "standardize", "center", "none")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+TTA_MODES = ("none", "flip", "flip-translate")
 AUGMENTATION_KEYS = ("shift", "zoom", "rotation", "flip", "crop_padding", "fill")
 
 RECIPES_DIR_ENV = "CNNLAB_RECIPES_DIR"
@@ -77,6 +78,7 @@ class TrainConfig:
     level: str = "keras"
     backend: str = ""  # filled in with the backend actually used
     precision: str = "auto"  # Keras dtype policy while training; "auto" is resolved when the run starts
+    tta: str = "none"  # test-time augmentation of validation and test: none, flip, flip-translate
     steps_per_execution: int = 0  # optimizer steps per compiled call; 0 = auto (about 0.25 s per call)
     # where this config came from (not an option)
     recipe: str = ""
@@ -101,7 +103,7 @@ _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 # Options added after run folders already existed, with what those runs used: a config.json
 # without the key means this value, not today's default.
-LEGACY_VALUES = {"precision": "float32"}
+LEGACY_VALUES = {"precision": "float32", "tta": "none"}
 
 # Option aliases accepted by the API (and the estimator): alias -> field.
 ALIASES = {"learning_rate": "lr", "batchsize": "batch_size", "patience": "early_stopping", "random_seed": "seed"}
@@ -280,6 +282,7 @@ _CHECKS = {
     "level": _choice(LEVELS),
     "backend": _optional_text,
     "precision": _choice(PRECISIONS),
+    "tta": _choice(TTA_MODES),
     "steps_per_execution": _non_negative_int,
     "recipe": _optional_text,
     "reference": _table,
@@ -316,6 +319,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("--decay-every: the step schedule needs a positive number of steps")
     if config.level != "keras" and config.precision not in ("auto", "float32"):
         raise ConfigError(f"--precision: {config.precision} needs --level keras (the other levels train in float32)")
+    if config.level != "keras" and config.tta != "none":
+        raise ConfigError(f"--tta: test-time augmentation needs --level keras, not {config.level}")
     if config.nesterov and config.optimizer != "sgd":
         raise ConfigError(f"--nesterov: only applies to --optimizer sgd, not {config.optimizer}")
     return config

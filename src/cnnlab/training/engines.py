@@ -57,6 +57,9 @@ class Engine:
         """The rate the next step will use."""
         raise NotImplementedError
 
+    def adapt(self, images: np.ndarray) -> None:
+        """Data-dependent initialisation before the first step (preprocessed training images)."""
+
     def get_state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -156,9 +159,28 @@ class KerasEngine(Engine):
         # One host synchronisation per call (the metrics), instead of one per step.
         return float(out["loss"]), float(out["accuracy"])
 
+    def adapt(self, images):
+        """Let every layer that initialises itself from data (``adapt``: airbench's patch
+        whitening, Keras's ``Normalization``) see the training images."""
+        pending = list(self.model.layers)
+        while pending:
+            layer = pending.pop(0)
+            pending.extend(getattr(layer, "layers", []))  # nested models
+            if callable(getattr(layer, "adapt", None)):
+                layer.adapt(images)
+        self._twin_synced_at = -1
+
     def test_batch(self, x, y):
-        out = self._inference_model().test_on_batch(x, self._labels(y), return_dict=True)
-        return float(out["loss"]), float(out["accuracy"])
+        model = self._inference_model()
+        if self.config.tta == "none":
+            out = model.test_on_batch(x, self._labels(y), return_dict=True)
+            return float(out["loss"]), float(out["accuracy"])
+        from cnnlab.inference.forward import tta_logits
+
+        logits = tta_logits(model.predict_on_batch, x, self.config.tta)
+        loss = model.loss(self._labels(y), logits)
+        accuracy = np.mean(np.argmax(logits, axis=-1) == np.asarray(y))
+        return float(self._keras.ops.convert_to_numpy(loss)), float(accuracy)
 
     def _inference_model(self):
         """The training model, or in mixed precision its float32 twin with the current weights."""

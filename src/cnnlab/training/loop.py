@@ -33,6 +33,7 @@ from cnnlab.training.run import (CONFIG, FINAL_MODEL, HISTORY, HISTORY_FIELDS, L
                                  VALIDATION_FIELDS, Run, default_run_name, write_rows)
 
 EVAL_BATCH = 500  # images per forward pass when validating / testing
+ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
 RESUME_OPTIONS = ("epochs", "steps")  # what --resume may change: only the budget
 
 
@@ -221,6 +222,8 @@ class _Session:
         with quiet_native_stderr():  # the first TensorFlow op probes for CUDA and logs the failure
             self.engine = make_engine(config, self.preprocessing.output_shape, self.data.num_classes,
                                       self.total_steps)
+        if self.resume_from is None:  # a resumed run's checkpoint holds what this computed
+            self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
         self.state = LoopState(total_steps=self.total_steps)
 
     def _start(self) -> None:
