@@ -93,3 +93,20 @@ def test_airbench_saves_and_loads_with_its_whitening(tmp_path):
     x = _correlated_images(3, 16, seed=2)
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=1e-5, atol=1e-5)
     assert not loaded.get_layer("whiten").kernel.trainable
+
+
+def test_cnnlab_train_whitens_from_the_training_images_before_the_first_step(tmp_path, monkeypatch):
+    from tests.conftest import require_data
+
+    data = require_data("mnist", "train-images-idx3-ubyte.gz").parents[1]
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(data))
+    from cnnlab.training import train
+
+    run = train(model="airbench", dataset="mnist", model_options={"widths": [8, 8, 8]}, normalize="standardize",
+                max_train_samples=300, max_eval_samples=100, batch_size=100, steps=2, precision="float32",
+                runs_dir=tmp_path, name="air", verbose=False)
+    expected = PatchWhitening(8, 2)
+    expected.build((None, 28, 28, 1))
+    expected.adapt(run.preprocessing(run.dataset().split("train").x[:300]))
+    np.testing.assert_allclose(run.model().get_layer("whiten").kernel.numpy(), expected.kernel.numpy(),
+                               rtol=1e-5, atol=1e-6)

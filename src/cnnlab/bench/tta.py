@@ -46,6 +46,9 @@ TASKS = (
     # Plain Keras VGG-BN runs at ~190-340 images/s here: 50 epochs would take hours per seed, so it
     # is capped at the fast recipe's 15-minute budget (if it misses, the ratio is a lower bound).
     Task("cifar10_jpg", 0.80, "vgg_bn", ("fast-cifar10",), max_epochs=50, max_seconds=900),
+    # The hour-long one: VGG-BN's best is ~81% (docs/results.md), so its baseline cannot reach 90%
+    # and is capped at the hour; the ratio is then a lower bound.
+    Task("cifar10_jpg", 0.90, "vgg_bn", ("fast-cifar10-90",), max_epochs=50, max_seconds=3600),
 )
 
 # Drives cnnlab.train in a fresh process and prints the run's clock and accuracies as one result line.
