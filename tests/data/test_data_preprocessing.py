@@ -39,6 +39,22 @@ def test_center_matches_seed_3_formula(rgb_batch):
     np.testing.assert_allclose(out, (x - x.mean(axis=0)) / x.std(), rtol=1e-4, atol=1e-5)
 
 
+def test_statistics_over_many_chunks_equal_the_float64_formulas(monkeypatch):
+    """fit() counts values chunk by chunk instead of copying the set to float64: same numbers."""
+    import cnnlab.data.preprocessing as preprocessing
+
+    monkeypatch.setattr(preprocessing, "_FIT_CHUNK", 7)  # 50 images: 8 chunks, the last one short
+    x = np.random.default_rng(2).integers(0, 256, (50, 4, 3, 3), dtype=np.uint8)
+    x[:, :, :, 2] //= 4  # channels with different statistics
+    values = x.astype(np.float64)
+    standardize = Preprocessing(normalize="standardize").fit(x)
+    np.testing.assert_allclose(standardize.mean, values.mean(axis=(0, 1, 2)) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(standardize.std, values.std(axis=(0, 1, 2)) / 255.0, rtol=1e-6)
+    center = Preprocessing(normalize="center").fit(x)
+    np.testing.assert_allclose(center.mean, values.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(center.std, values.std(), rtol=1e-6)
+
+
 @pytest.mark.parametrize("normalize", ["unit", "standardize", "center", "none"])
 def test_pad_28_to_32_adds_black_border(normalize):
     x = np.random.default_rng(1).integers(1, 256, (4, 28, 28, 1), dtype=np.uint8)
