@@ -57,11 +57,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
-    """Run ``python -m cnnlab ARGS`` in a real subprocess; returns the CompletedProcess."""
+    """Run ``python -m cnnlab ARGS`` in a real subprocess; returns the CompletedProcess.
+
+    ``env`` adds variables to the environment; a value of None removes the variable."""
     full_env = os.environ.copy()
     full_env.setdefault("KERAS_BACKEND", "tensorflow")
-    if env:
-        full_env.update(env)
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     return subprocess.run(
         [sys.executable, "-m", "cnnlab", *map(str, args)],
         cwd=cwd,

@@ -18,7 +18,10 @@ BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
 THREADS_ENV = "CNNLAB_THREADS"
 
+THREAD_ENVS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
 _configured = False
+_user_thread_envs: set[str] = set()  # the TensorFlow thread variables the user set (never overridden)
 
 
 def requested_backend() -> str:
@@ -77,6 +80,7 @@ def configure() -> None:
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
     threads = thread_count()
+    _user_thread_envs.update(name for name in THREAD_ENVS if name in os.environ)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     if backend == "torch" and "torch" not in sys.modules:
@@ -90,6 +94,37 @@ def configure() -> None:
             import jax  # noqa: F401
         except ImportError:
             raise ConfigError("backend 'jax' is not installed: pip install 'cnnlab[jax]'") from None
+
+
+def thread_layout() -> tuple[int, int]:
+    """TensorFlow's (intra-op, inter-op) thread counts: the ones set here, else the environment's
+    (0 = TensorFlow's own choice)."""
+    import tensorflow as tf
+
+    set_values = (tf.config.threading.get_intra_op_parallelism_threads(),
+                  tf.config.threading.get_inter_op_parallelism_threads())
+    return tuple(value or int(os.environ.get(name, "0") or 0)
+                 for value, name in zip(set_values, THREAD_ENVS))  # type: ignore[return-value]
+
+
+def set_thread_layout(intra: int, inter: int) -> bool:
+    """Ask TensorFlow for ``intra`` threads per op and ``inter`` ops at once; True if that is the
+    layout it runs with.
+
+    Its pools are created when it runs its first op and are fixed for the process after that, and
+    thread counts the user set in ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` are kept:
+    in both cases nothing changes and the answer says whether the layout already is the one asked for.
+    """
+    configure()
+    if not _user_thread_envs:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError:  # TensorFlow is running: its pools cannot change
+            pass
+    return thread_layout() == (intra, inter)
 
 
 @contextlib.contextmanager
@@ -142,6 +177,7 @@ def describe() -> dict:
         import tensorflow as tf
 
         info["backend_version"] = tf.__version__
+        info["tensorflow_threads"] = dict(zip(("intra_op", "inter_op"), thread_layout()))
         with quiet_native_stderr():  # device discovery logs a CUDA error on CPU-only machines
             devices = tf.config.list_physical_devices()
         info["accelerators"] = [d.name for d in devices if d.device_type != "CPU"]

@@ -135,6 +135,19 @@ def test_unknown_tta_dataset_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "x.md").exists()
 
 
+def test_tta_tasks_are_selected_by_data_set_and_recipe():
+    from cnnlab.bench.tta import select_tasks
+    from cnnlab.errors import ConfigError
+
+    cifar = select_tasks(datasets=["cifar10_jpg"])
+    assert {t.target for t in cifar} == {0.80, 0.90}  # both CIFAR-10 tasks
+    (fifteen_minutes,) = select_tasks(datasets=["cifar10_jpg"], recipes=["fast-cifar10"])
+    assert fifteen_minutes.target == 0.80 and fifteen_minutes.recipes == ("fast-cifar10",)
+    assert select_tasks(datasets=["mnist"], recipes=["fast-cifar10"]) == []
+    with pytest.raises(ConfigError, match="--recipe: no time-to-accuracy task for 'fast-imagenet'"):
+        select_tasks(recipes=["fast-imagenet"])
+
+
 def test_time_to_accuracy_table_bounds_the_ratio_when_the_baseline_never_gets_there(monkeypatch, tmp_path):
     """The table logic on canned process results: a capped baseline that missed the target gives
     a lower bound on the speed-up, and --baseline-rounds runs it for the first seeds only."""

@@ -12,6 +12,7 @@ import pytest
 
 from cnnlab._keras import keras
 from cnnlab.models import count_params, create_model, list_models, model_info
+from cnnlab.models.layers import walk_layers
 from tests.conftest import require_data
 
 MODELS = list_models()
@@ -43,6 +44,9 @@ def test_one_channel_input_at_the_minimum_size(name):
     model = create_model(name, (size, size, 1), num_classes=7, **info.quick_options)
     batch = np.random.default_rng(1).random((2, size, size, 1), dtype=np.float32)
     assert _forward(model, batch).shape == (2, 7)
+    # The registry's batch_norm decides whether cnnlab may split the model's batches across cores.
+    norms = [layer for layer in walk_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert info.batch_norm == bool(norms), f"{name}: registered batch_norm={info.batch_norm}"
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,9 @@ def test_overrides_win_over_the_recipe_and_dataset_is_overridable():
     ({"augmentation": {"twist": 1}}, "--augment: unknown key 'twist'"),
     ({"tta": "rotate"}, "--tta: expected one of none, flip, flip-translate"),
     ({"tta": "flip", "level": "scratch"}, "--tta: test-time augmentation needs --level keras"),
+    ({"split_batch": -1}, "--split-batch"),
+    ({"split_batch": 3, "batch_size": 100}, "--split-batch: a batch of 100 does not split into 3 equal parts"),
+    ({"split_batch": 2, "level": "lowlevel"}, "--split-batch: splitting batches across cores needs --level keras"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_option(options, needle):
     options = {"epochs": 1, **options}

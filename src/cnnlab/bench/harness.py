@@ -386,6 +386,7 @@ def tuning_contenders(model: str) -> list[Contender]:
         Contender("cnnlab engine, float32, 1 step/call", worker + ("--engine", "cnnlab", "--precision", "float32",
                                                                 "--spe", "1")),
         Contender("cnnlab engine, float32", worker + ("--engine", "cnnlab", "--precision", "float32")),
+        Contender("cnnlab engine, batch not split", worker + ("--engine", "cnnlab", "--split-batch", "1")),
         Contender("cnnlab engine (default)", worker + ("--engine", "cnnlab", "--backend", "tensorflow")),
         Contender("jax fit", worker + ("--engine", "fit", "--backend", "jax")),
         Contender("jax train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "jax")),
@@ -467,10 +468,12 @@ def run_benchmark(
     note: str = "",
     log: Callable[[str], None] = print,
     tta_datasets: Iterable[str] | None = None,
+    tta_recipes: Iterable[str] | None = None,
 ) -> str:
     """Run the selected sections, print the tables, write the markdown report to ``out``; return it.
 
-    ``tta_datasets`` limits the time-to-accuracy section to those data sets (default: all).
+    ``tta_datasets`` and ``tta_recipes`` limit the time-to-accuracy section to the tasks on those
+    data sets and of those fast recipes (default: all).
     """
     import tempfile
 
@@ -491,12 +494,9 @@ def run_benchmark(
     if any(k not in CONTENDER_KEYS for k in contenders):
         wrong = next(k for k in contenders if k not in CONTENDER_KEYS)
         raise ConfigError(f"--contender: unknown contender {wrong!r}; expected one of {', '.join(CONTENDER_KEYS)}")
-    from cnnlab.bench.tta import TASKS
+    from cnnlab.bench.tta import select_tasks
 
-    known = sorted({task.dataset for task in TASKS})
-    wrong = [d for d in tta_datasets or () if d not in known]
-    if wrong:
-        raise ConfigError(f"--dataset: no time-to-accuracy task for {wrong[0]!r}; expected one of {', '.join(known)}")
+    tta_tasks = select_tasks(tta_datasets, tta_recipes)
     machine = machine_info()
     log(f"device: {machine['device']}; CPU: {machine['cpu']}, {machine['cores']} cores")
     cpu_before = cpu_times()
@@ -518,9 +518,9 @@ def run_benchmark(
         with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as workdir:
             tables += startup_section(budget, Path(workdir), log=log)
     if "tta" in sections:
-        from cnnlab.bench.tta import TASKS, tta_section
+        from cnnlab.bench.tta import tta_section
 
-        tables += tta_section(budget, [t for t in TASKS if not tta_datasets or t.dataset in tta_datasets], log=log)
+        tables += tta_section(budget, tta_tasks, log=log)
     print_tables(tables, log=log)
     command = command or "cnnlab bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     steal = steal_fraction(cpu_before, cpu_times())

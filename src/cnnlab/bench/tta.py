@@ -51,6 +51,23 @@ TASKS = (
     Task("cifar10_jpg", 0.90, "vgg_bn", ("fast-cifar10-90",), max_epochs=50, max_seconds=3600),
 )
 
+def select_tasks(datasets=None, recipes=None, tasks=TASKS) -> list[Task]:
+    """The tasks on any of ``datasets`` whose fast recipe is any of ``recipes`` (None: no filter).
+
+    An unknown name raises ConfigError before any work is done.
+    """
+    from cnnlab.errors import ConfigError
+
+    for option, names, known in (("--dataset", datasets, {t.dataset for t in tasks}),
+                                 ("--recipe", recipes, {r for t in tasks for r in t.recipes})):
+        wrong = [n for n in names or () if n not in known]
+        if wrong:
+            raise ConfigError(f"{option}: no time-to-accuracy task for {wrong[0]!r}; "
+                              f"expected one of {', '.join(sorted(known))}")
+    return [t for t in tasks if (not datasets or t.dataset in datasets)
+            and (not recipes or any(r in recipes for r in t.recipes))]
+
+
 # Drives cnnlab.train in a fresh process and prints the run's clock and accuracies as one result line.
 _CNNLAB_DRIVER = """
 import json, sys

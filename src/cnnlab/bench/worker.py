@@ -37,6 +37,8 @@ def _extra_options(parser) -> None:
     parser.add_argument("--input", choices=("float32", "uint8"), default="float32")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default=None,
                         help="Keras dtype policy (default: cnnlab's 'auto' for --engine cnnlab, else float32)")
+    parser.add_argument("--split-batch", type=int, default=0,
+                        help="--engine cnnlab: parts per batch computed at once (0: cnnlab's auto)")
 
 
 def build_model(name: str, keras, uint8_input: bool):
@@ -58,16 +60,19 @@ def cnnlab_engine(args, x_uint8, y):
     """A function training cnnlab's KerasEngine on the first ``count`` images, as its loop does.
 
     cnnlab's defaults: the precision ``auto`` resolves to, batches converted from uint8 per
-    batch, and several steps per compiled call (``--spe``, else the loop's automatic choice).
+    batch, several steps per compiled call (``--spe``, else the loop's automatic choice), and the
+    batch split (with its thread layout) ``auto`` resolves to.
     """
-    from cnnlab.backend import resolve_precision
+    from cnnlab.backend import requested_backend, resolve_precision
     from cnnlab.training.config import TrainConfig
     from cnnlab.training.engines import KerasEngine
     from cnnlab.training.loop import steps_per_call
+    from cnnlab.training.split import resolve_split_batch
 
     config = TrainConfig(model=args.model, dataset="synthetic", batch_size=args.batch_size,
-                         optimizer="adam", lr=LEARNING_RATES[args.model],
-                         precision=resolve_precision(args.precision or "auto"))
+                         optimizer="adam", lr=LEARNING_RATES[args.model], backend=requested_backend(),
+                         precision=resolve_precision(args.precision or "auto"), split_batch=args.split_batch)
+    config.split_batch = args.split_batch = resolve_split_batch(config)
     engine = KerasEngine(config, x_uint8.shape[1:], NUM_CLASSES, total_steps=10**6)
     args.precision = config.precision
     chunk = {"steps": args.spe or 4}
@@ -109,7 +114,8 @@ def main() -> None:
     rates = time_segments(lambda: train(images), images, args.repeats)
     emit({
         "contender": "cnnlab-worker", "backend": keras.backend.backend(), "engine": args.engine, "jit": args.jit,
-        "spe": args.spe, "input": args.input, "precision": args.precision, "jit_resolved": str(getattr(model, "jit_compile", None)),
+        "spe": args.spe, "input": args.input, "precision": args.precision,
+        "split_batch": getattr(args, "split_batch", None), "jit_resolved": str(getattr(model, "jit_compile", None)),
         **rates, "warmup_s": warmup_s,
     })
 

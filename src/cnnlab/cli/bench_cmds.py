@@ -24,6 +24,8 @@ def bench(
     ),
     dataset: Optional[List[str]] = typer.Option(
         None, "--dataset", metavar="NAME", help="tta only: mnist, fashion_mnist, cifar10_jpg (repeatable). Default: all."),
+    recipe: Optional[List[str]] = typer.Option(
+        None, "--recipe", metavar="NAME", help="tta only: the tasks of these fast recipes, e.g. fast-cifar10 (repeatable). Default: all."),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of alternation (default 3, --quick 1)."),
     baseline_rounds: Optional[int] = typer.Option(
         None, "--baseline-rounds", min=1, metavar="N",
@@ -46,4 +48,5 @@ def bench(
     budget.baseline_rounds = baseline_rounds
     command = "cnnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     run_benchmark(only=only, quick=quick, out=out, models=model or NETWORKS, budget=budget, contenders=contender,
-                  command=command, note=note, log=typer.echo, tta_datasets=dataset)
+                  command=command, note=note, log=typer.echo, tta_datasets=dataset,
+                  tta_recipes=recipe)

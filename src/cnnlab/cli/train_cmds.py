@@ -52,6 +52,9 @@ TRAIN_OPTIONS = {
     "tta": ("MODE", "Test-time augmentation for validation and test: none, flip (average with the mirror image) "
                     "or flip-translate (also 1-pixel shifts; airbench's 6 views)."),
     "steps_per_execution": ("N", "Optimizer steps per compiled call (0 = auto)."),
+    "split_batch": ("N", "Compute each batch as N equal parts at once, one per CPU core, and average their "
+                         "gradients (0 = auto: the cores' count for TensorFlow on a CPU and networks without "
+                         "batch norm, else 1)."),
 }
 
 

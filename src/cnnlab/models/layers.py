@@ -65,3 +65,12 @@ class BatchNormalization(keras.layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
         self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
         return tf.cast(outputs, self.compute_dtype)
+
+
+def walk_layers(model):
+    """Every layer of ``model``, nested models' layers included, outermost first."""
+    pending = list(model.layers)
+    while pending:
+        layer = pending.pop(0)
+        yield layer
+        pending.extend(getattr(layer, "layers", []))

@@ -38,6 +38,7 @@ def _rates(name: str, value, count: int) -> tuple[float, ...]:
     min_size=1,
     reference_params=7850,
     reference_counts_all=True,
+    batch_norm=False,
 )
 def softmax(input_shape=(28, 28, 1), num_classes=10, *, kernel_initializer="glorot_uniform"):
     """Multinomial logistic regression, ``logits = flatten(x) @ W + b``.
@@ -71,6 +72,7 @@ def _lenet_initializers(init: str):
     min_size=16,
     reference_params=61706,
     reference_counts_all=True,
+    batch_norm=False,
 )
 def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
     """LeNet-5 as in seed 0 (LeCun et al. 1998, with ReLU and max-pooling).
@@ -102,6 +104,7 @@ def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
     min_size=13,
     reference_params=1111946,
     reference_counts_all=True,
+    batch_norm=False,
 )
 def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
     """Seed 3's MNIST network: 28x28x1, conv 5x5x32 valid + ReLU, max-pool 2/2 SAME,
@@ -131,6 +134,7 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
     min_size=1,
     reference_params=1379274,
     reference_counts_all=True,
+    batch_norm=False,
 )
 def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dense_dropout=0.5,
               stddev=0.01, max_norm=None):

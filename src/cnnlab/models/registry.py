@@ -32,6 +32,9 @@ class ModelInfo:
     ``quick_options`` make a smaller variant of the same code path (narrower, and for the deep
     families fewer blocks: building a training graph costs time per layer) for smoke tests and
     for checking that the model learns on a CPU in seconds; ``quick_size`` is its image size.
+    ``batch_norm`` says that a layer computes statistics over the training batch (batch
+    normalisation), so a step's result depends on the batch as a whole and cnnlab never splits the
+    batch across cores (``--split-batch``); it defaults to True, the safe answer for a new model.
     """
 
     name: str
@@ -47,6 +50,7 @@ class ModelInfo:
     reference_counts_all: bool = False
     quick_options: dict = field(default_factory=dict)
     quick_size: int | None = None
+    batch_norm: bool = True
 
     @property
     def options(self) -> dict[str, Any]:
@@ -79,6 +83,7 @@ def register_model(
     reference_counts_all: bool = False,
     quick_options: dict | None = None,
     quick_size: int | None = None,
+    batch_norm: bool = True,
     **fixed_options: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``builder`` under ``name``.
@@ -106,6 +111,7 @@ def register_model(
             reference_counts_all=reference_counts_all,
             quick_options=dict(quick_options or {}),
             quick_size=quick_size,
+            batch_norm=batch_norm,
         )
         return builder
 

@@ -80,6 +80,7 @@ class TrainConfig:
     precision: str = "auto"  # Keras dtype policy while training; "auto" is resolved when the run starts
     tta: str = "none"  # test-time augmentation of validation and test: none, flip, flip-translate
     steps_per_execution: int = 0  # optimizer steps per compiled call; 0 = auto (about 0.25 s per call)
+    split_batch: int = 0  # parts of each batch computed at once on the CPU cores; 0 = auto, resolved at the start
     # where this config came from (not an option)
     recipe: str = ""
     reference: dict = field(default_factory=dict)
@@ -103,7 +104,7 @@ _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 # Options added after run folders already existed, with what those runs used: a config.json
 # without the key means this value, not today's default.
-LEGACY_VALUES = {"precision": "float32", "tta": "none"}
+LEGACY_VALUES = {"precision": "float32", "tta": "none", "split_batch": 1}
 
 # Option aliases accepted by the API (and the estimator): alias -> field.
 ALIASES = {"learning_rate": "lr", "batchsize": "batch_size", "patience": "early_stopping", "random_seed": "seed"}
@@ -284,6 +285,7 @@ _CHECKS = {
     "precision": _choice(PRECISIONS),
     "tta": _choice(TTA_MODES),
     "steps_per_execution": _non_negative_int,
+    "split_batch": _non_negative_int,
     "recipe": _optional_text,
     "reference": _table,
 }
@@ -321,6 +323,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"--precision: {config.precision} needs --level keras (the other levels train in float32)")
     if config.level != "keras" and config.tta != "none":
         raise ConfigError(f"--tta: test-time augmentation needs --level keras, not {config.level}")
+    if config.split_batch > 1 and config.level != "keras":
+        raise ConfigError(f"--split-batch: splitting batches across cores needs --level keras, not {config.level}")
+    if config.split_batch > 1 and config.batch_size % config.split_batch:
+        raise ConfigError(f"--split-batch: a batch of {config.batch_size} does not split into "
+                          f"{config.split_batch} equal parts")
     if config.nesterov and config.optimizer != "sgd":
         raise ConfigError(f"--nesterov: only applies to --optimizer sgd, not {config.optimizer}")
     return config

@@ -28,6 +28,7 @@ import numpy as np
 
 from cnnlab.errors import ConfigError
 from cnnlab.training.config import TrainConfig, flag
+from cnnlab.training.split import check_split, split_train_step
 
 
 class Engine:
@@ -104,11 +105,13 @@ class KerasEngine(Engine):
         self.rate = learning_rate(config, total_steps)
         self.optimizer = build_optimizer(config, self.rate)
         self._compile(self.model, self.optimizer)
+        self.split = max(config.split_batch, 1)  # resolved from auto (0) when the run started
+        check_split(self.model, self.split, keras.backend.backend())
         # mixed_float16 wraps the optimizer in a LossScaleOptimizer; its slots are the ones to save.
         self.optimizer = self.model.optimizer
         # Create the optimizer's slots now, so a checkpoint can be restored before the first step.
         self.optimizer.build(self.model.trainable_variables)
-        self._steps_function = None  # TensorFlow: several steps per call (built on first use)
+        self._steps_functions = {}  # TensorFlow: several steps per call, by parts per batch (built on first use)
         self._twin = None  # float32 copy for inference when training in mixed precision
         self._twin_synced_at = -1
 
@@ -152,20 +155,20 @@ class KerasEngine(Engine):
     def train_steps(self, xs, ys):
         if not self._tensorflow():
             return super().train_steps(xs, ys)  # batch by batch
-        if self._steps_function is None:
-            self._steps_function = _tensorflow_steps_function(self.model)
+        parts = self.split if np.shape(xs)[1] % self.split == 0 else 1  # a short last batch: whole
+        if parts not in self._steps_functions:
+            self._steps_functions[parts] = _tensorflow_steps_function(self.model, parts)
         self.model.reset_metrics()
-        out = self._steps_function(xs, self._labels(ys))
+        out = self._steps_functions[parts](xs, self._labels(ys))
         # One host synchronisation per call (the metrics), instead of one per step.
         return float(out["loss"]), float(out["accuracy"])
 
     def adapt(self, images):
         """Let every layer that initialises itself from data (``adapt``: airbench's patch
         whitening, Keras's ``Normalization``) see the training images."""
-        pending = list(self.model.layers)
-        while pending:
-            layer = pending.pop(0)
-            pending.extend(getattr(layer, "layers", []))  # nested models
+        from cnnlab.models.layers import walk_layers
+
+        for layer in walk_layers(self.model):
             if callable(getattr(layer, "adapt", None)):
                 layer.adapt(images)
         self._twin_synced_at = -1
@@ -237,20 +240,24 @@ class KerasEngine(Engine):
         return self._inference_model()
 
 
-def _tensorflow_steps_function(model):
+def _tensorflow_steps_function(model, parts: int = 1):
     """A ``tf.function`` running ``len(xs)`` of Keras's own train steps in one graph call.
 
     Keras's ``train_on_batch`` runs one step per Python call and copies the metrics back to the
     host each time; for a small network that overhead is a large part of a step. Here a
     ``tf.while_loop`` runs the steps back to back (the same ``model.train_step``, so the same
     numbers) and the metrics are read once. The batch dimension and the number of steps are
-    left unknown, so one trace serves every chunk size.
+    left unknown, so one trace serves every chunk size. With ``parts`` > 1 each step is
+    :func:`cnnlab.training.split.split_train_step`, the same step computed as parts of the batch.
     """
     import tensorflow as tf
 
     def run(xs, ys):
         for k in tf.range(tf.shape(xs)[0]):
-            model.train_step((xs[k], ys[k]))
+            if parts > 1:
+                split_train_step(model, xs[k], ys[k], parts)
+            else:
+                model.train_step((xs[k], ys[k]))
         return model.get_metrics_result()
 
     traced = {}

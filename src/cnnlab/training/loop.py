@@ -132,13 +132,15 @@ def _subset(split, limit: int):
 
 
 def _select_backend(config: TrainConfig) -> None:
-    """Set the backend, then record it and the precision actually used in the config."""
+    """Set the backend, then record it, the precision and the batch split actually used in the config."""
     from cnnlab.backend import requested_backend, resolve_precision, set_backend
+    from cnnlab.training.split import resolve_split_batch
 
     if config.backend:
         set_backend(config.backend)
     config.backend = requested_backend()
     config.precision = resolve_precision(config.precision, config.level)
+    config.split_batch = resolve_split_batch(config)  # before TensorFlow starts: it sets the thread pools
 
 
 def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
@@ -206,7 +208,8 @@ class _Session:
             self.augmentation = Augmentation.from_dict(config.augmentation)
         except DataError as exc:
             raise ConfigError(f"--augment: {exc}") from None
-        keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
+        with quiet_native_stderr():  # on JAX and torch this imports TensorFlow (to seed tf.data), which logs
+            keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
         self.data = self.preloaded or load_run_dataset(config, self.data_dir)
         if self.resume_from is not None:
             self.preprocessing = self.resume_from.preprocessing
