@@ -15,4 +15,9 @@ with quiet_native_stderr():
 
         _tf.config.list_physical_devices()
 
+if keras.backend.backend() == "tensorflow":
+    from cnnlab.backend import default_thread_layout
+
+    default_thread_layout()  # a run that splits its batches may change it before TensorFlow starts
+
 __all__ = ["keras"]

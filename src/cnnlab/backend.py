@@ -22,6 +22,7 @@ THREAD_ENVS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 _configured = False
 _user_thread_envs: set[str] = set()  # the TensorFlow thread variables the user set (never overridden)
+_layout_chosen = False  # set_thread_layout has run: the default must not undo a run's choice
 
 
 def requested_backend() -> str:
@@ -64,11 +65,12 @@ def thread_count() -> int:
 
 
 def configure() -> None:
-    """Set the backend and thread pools before Keras (and its backend) are first imported.
+    """Set the backend (and torch's thread count) before Keras (and its backend) are first imported.
 
     Idempotent. TensorFlow's default inter-op pool plus intra-op pool oversubscribes small
-    machines; the thread settings here are the ones the performance benchmark chose
-    (see docs/benchmarks.md).
+    machines; :mod:`cnnlab._keras` sets the layout the performance benchmark chose
+    (docs/performance.md, decisions 4 and 10) with :func:`set_thread_layout`, leaving alone any
+    ``TF_NUM_*`` variable the user set (recorded here, before anything else runs).
     """
     global _configured
     if _configured:
@@ -80,9 +82,10 @@ def configure() -> None:
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
     threads = thread_count()
+    # TensorFlow's pools are set through tf.config when Keras is imported (cnnlab._keras), not
+    # through these variables: a child process inherits the environment, and would take values
+    # written here for the user's own choice.
     _user_thread_envs.update(name for name in THREAD_ENVS if name in os.environ)
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     if backend == "torch" and "torch" not in sys.modules:
         try:
             import torch
@@ -115,16 +118,28 @@ def set_thread_layout(intra: int, inter: int) -> bool:
     thread counts the user set in ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` are kept:
     in both cases nothing changes and the answer says whether the layout already is the one asked for.
     """
+    global _layout_chosen
     configure()
-    if not _user_thread_envs:
+    _layout_chosen = True
+    with quiet_native_stderr():  # importing TensorFlow logs its CUDA probe on CPU-only machines
         import tensorflow as tf
 
         try:
-            tf.config.threading.set_intra_op_parallelism_threads(intra)
-            tf.config.threading.set_inter_op_parallelism_threads(inter)
+            if "TF_NUM_INTRAOP_THREADS" not in _user_thread_envs:
+                tf.config.threading.set_intra_op_parallelism_threads(intra)
+            if "TF_NUM_INTEROP_THREADS" not in _user_thread_envs:
+                tf.config.threading.set_inter_op_parallelism_threads(inter)
         except RuntimeError:  # TensorFlow is running: its pools cannot change
             pass
-    return thread_layout() == (intra, inter)
+        return thread_layout() == (intra, inter)
+
+
+def default_thread_layout() -> None:
+    """TensorFlow's default layout here: intra-op = usable cores, inter-op = 1 (docs/performance.md,
+    decision 4), unless a layout was chosen already (a run that splits its batches may choose
+    before Keras is imported)."""
+    if not _layout_chosen:
+        set_thread_layout(thread_count(), 1)
 
 
 @contextlib.contextmanager
