@@ -17,7 +17,7 @@ so a resumed run splits the same way. docs/performance.md (decision 10) has the 
 
 from __future__ import annotations
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, ModelError
 
 MIN_PART = 16  # images per part below which splitting is not worth its fixed cost per op
 
@@ -25,10 +25,10 @@ MIN_PART = 16  # images per part below which splitting is not worth its fixed co
 def resolve_split_batch(config) -> int:
     """The parts ``config.split_batch`` means on this machine (auto: 0), with the thread layout set for it.
 
-    The answer depends on the configuration and the cores only, so a run's numbers do not depend on
-    what the process did before. The thread pools are set best effort: TensorFlow fixes them when
-    it runs its first op, and keeps thread counts the user set; a split then computes the same
-    numbers without running its parts at once.
+    The answer depends on the configuration and the hardware only, not on what the process did
+    before. The thread pools are set best effort: TensorFlow fixes them when it runs its first op,
+    and thread counts the user set are kept; a split then takes the same step without running its
+    parts at once (equal up to the last bits: kernels round differently with other thread counts).
     """
     from cnnlab.backend import describe, set_thread_layout, thread_count
     from cnnlab.models import model_info
@@ -41,7 +41,7 @@ def resolve_split_batch(config) -> int:
         try:
             if model_info(config.model).batch_norm:
                 return 1
-        except Exception:  # an unknown model: the engine reports it, with suggestions
+        except ModelError:  # an unknown model: the engine reports it, with suggestions
             return 1
         parts = max((p for p in range(2, cores + 1)
                      if config.batch_size % p == 0 and config.batch_size // p >= MIN_PART), default=1)
