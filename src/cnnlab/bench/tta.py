@@ -51,6 +51,7 @@ TASKS = (
     Task("cifar10_jpg", 0.90, "vgg_bn", ("fast-cifar10-90",), max_epochs=50, max_seconds=3600),
 )
 
+
 def select_tasks(datasets=None, recipes=None, tasks=TASKS) -> list[Task]:
     """The tasks on any of ``datasets`` whose fast recipe is any of ``recipes`` (None: no filter).
 

@@ -115,7 +115,7 @@ def main() -> None:
     emit({
         "contender": "cnnlab-worker", "backend": keras.backend.backend(), "engine": args.engine, "jit": args.jit,
         "spe": args.spe, "input": args.input, "precision": args.precision,
-        "split_batch": getattr(args, "split_batch", None), "jit_resolved": str(getattr(model, "jit_compile", None)),
+        "split_batch": args.split_batch if args.engine == "cnnlab" else None, "jit_resolved": str(getattr(model, "jit_compile", None)),
         **rates, "warmup_s": warmup_s,
     })
 
