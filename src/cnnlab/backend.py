@@ -12,10 +12,9 @@ import contextlib
 import os
 import sys
 
+from cnnlab.constants import BACKENDS, DEFAULT_BACKEND
 from cnnlab.errors import ConfigError
 
-BACKENDS = ("tensorflow", "jax", "torch")
-DEFAULT_BACKEND = "tensorflow"
 THREADS_ENV = "CNNLAB_THREADS"
 
 THREAD_ENVS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -210,9 +209,6 @@ def describe() -> dict:
     return info
 
 
-BF16_CPU_FLAGS = {"amx_bf16", "avx512_bf16"}  # bfloat16 matrix units oneDNN uses
-
-
 def cpu_flags() -> set[str]:
     """The CPU feature flags (``/proc/cpuinfo``), e.g. ``amx_bf16``; empty where unknown (not Linux)."""
     try:
@@ -223,22 +219,3 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
-
-
-def resolve_precision(precision: str, level: str = "keras") -> str:
-    """The Keras dtype policy a run trains with; ``auto`` is decided here, by hardware.
-
-    * an accelerator (any backend): ``mixed_float16`` (Keras adds loss scaling);
-    * TensorFlow on a CPU with bfloat16 units: ``mixed_bfloat16`` (float32 master weights;
-      the speed-up measured on the benchmark machine is in docs/performance.md);
-    * anything else (JAX or torch on a CPU, older CPUs, the scratch and lowlevel levels): float32.
-    """
-    if precision != "auto":
-        return precision
-    if level != "keras":
-        return "float32"
-    if describe()["accelerators"]:
-        return "mixed_float16"
-    if requested_backend() == "tensorflow" and cpu_flags() & BF16_CPU_FLAGS:
-        return "mixed_bfloat16"
-    return "float32"

@@ -26,7 +26,6 @@ import numpy as np
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 
 NETWORKS = ("softmax", "lenet5", "mnist_cnn", "cifar_cnn")
-LEVELS = ("keras", "lowlevel", "scratch")
 
 
 # --------------------------------------------------------------------------- reference images

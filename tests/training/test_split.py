@@ -51,14 +51,13 @@ def test_a_split_step_is_the_same_step(smoothing):
     ({"split_batch": 1}, 1),  # explicit: kept
     ({"split_batch": 5}, 5),
 ])
-def test_auto_split_resolution(monkeypatch, changes, parts):
-    from cnnlab.training.split import resolve_split_batch
+def test_auto_split_resolution(changes, parts):
+    from cnnlab.runtime import Machine, resolve_runtime
 
-    monkeypatch.setenv("CNNLAB_THREADS", "2")
     config = TrainConfig(model="lenet5", dataset="mnist", batch_size=100, backend="tensorflow")
     for key, value in changes.items():
         setattr(config, key, value)
-    assert resolve_split_batch(config) == parts
+    assert resolve_runtime(config, Machine(cores=2)).split_batch == parts
 
 
 def test_a_batch_norm_network_is_never_split(tmp_path, monkeypatch):

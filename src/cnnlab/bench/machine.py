@@ -19,7 +19,8 @@ from importlib import metadata
 
 import numpy as np
 
-from cnnlab.backend import BF16_CPU_FLAGS, cpu_flags
+from cnnlab.backend import cpu_flags
+from cnnlab.runtime import BF16_CPU_FLAGS
 
 
 def cpu_times() -> list[int] | None:

@@ -25,17 +25,18 @@ from __future__ import annotations
 import os
 import time
 
+from cnnlab.constants import BACKENDS, PRECISIONS
 from cnnlab.bench.protocol import LEARNING_RATES, NUM_CLASSES, emit, load_images, parse_args, time_segments
 
 
 def _extra_options(parser) -> None:
-    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None)
+    parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--engine", choices=("fit", "train_on_batch", "cnnlab"), default="fit")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--spe", type=int, default=0,
                         help="steps_per_execution (0: 1 for fit / train_on_batch, automatic for cnnlab)")
     parser.add_argument("--input", choices=("float32", "uint8"), default="float32")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="Keras dtype policy (default: cnnlab's 'auto' for --engine cnnlab, else float32)")
     parser.add_argument("--split-batch", type=int, default=0,
                         help="--engine cnnlab: parts per batch computed at once (0: cnnlab's auto)")
@@ -63,16 +64,16 @@ def cnnlab_engine(args, x_uint8, y):
     batch, several steps per compiled call (``--spe``, else the loop's automatic choice), and the
     batch split (with its thread layout) ``auto`` resolves to.
     """
-    from cnnlab.backend import requested_backend, resolve_precision
+    from cnnlab.runtime import start_runtime
     from cnnlab.training.config import TrainConfig
     from cnnlab.training.engines import KerasEngine
     from cnnlab.training.loop import steps_per_call
-    from cnnlab.training.split import resolve_split_batch
 
     config = TrainConfig(model=args.model, dataset="synthetic", batch_size=args.batch_size,
-                         optimizer="adam", lr=LEARNING_RATES[args.model], backend=requested_backend(),
-                         precision=resolve_precision(args.precision or "auto"), split_batch=args.split_batch)
-    config.split_batch = args.split_batch = resolve_split_batch(config)
+                         optimizer="adam", lr=LEARNING_RATES[args.model], precision=args.precision or "auto",
+                         split_batch=args.split_batch)
+    start_runtime(config)  # the same resolution as a training run's
+    args.split_batch = config.split_batch
     engine = KerasEngine(config, x_uint8.shape[1:], NUM_CLASSES, total_steps=10**6)
     args.precision = config.precision
     chunk = {"steps": args.spe or 4}

@@ -22,22 +22,6 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def parse_options(items: list[str]) -> dict:
-    """``["width=8", "shortcut=B"]`` -> ``{"width": 8, "shortcut": "B"}`` (values as Python literals)."""
-    import ast
-
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--option: expected KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key.strip()] = value
-    return options
-
-
 def _dataset_shape(name: str) -> tuple[tuple[int, int, int], int]:
     """Input shape and class count of a dataset, reading only its test split."""
     from cnnlab.data import load_dataset
@@ -96,14 +80,17 @@ def register(app: typer.Typer) -> None:
                                                   help="Input shape, e.g. 32,32,3 (default: the model's)."),
         num_classes: Optional[int] = typer.Option(None, "--num-classes", "-n", metavar="N",
                                                   help="Number of classes (default: the dataset's, else 10)."),
-        option: List[str] = typer.Option([], "--option", "-o", metavar="KEY=VALUE",
-                                         help="A builder option, e.g. -o width=8 (repeatable)."),
+        option: List[str] = typer.Option([], "--model-option", "--option", "-o", metavar="KEY=VALUE",
+                                         help="A builder option, e.g. --model-option width=8 (repeatable; "
+                                         "values are TOML: true, 8, 0.5, \"text\")."),
     ) -> None:
         """Print a model's layer table, parameter counts and forward FLOPs per image."""
         if dataset is not None and input_shape is not None:
             raise ConfigError("--dataset and --input-shape: give one or the other")
         shape = parse_input_shape(input_shape) if input_shape is not None else None
-        options = parse_options(option)
+        from cnnlab.training.config import parse_key_values
+
+        options = parse_key_values(option, "--model-option")
         classes = num_classes
         if dataset is not None:
             shape, dataset_classes = _dataset_shape(dataset)

@@ -19,9 +19,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from cnnlab.constants import NORMALIZE_MODES
 from cnnlab.errors import DataError
 
-NORMALIZATIONS = ("unit", "standardize", "center", "none")
 _EPS = 1e-7  # keeps a constant channel from dividing by zero
 _FIT_CHUNK = 4096  # images per pass when fitting statistics
 
@@ -31,8 +31,8 @@ class Preprocessing:
 
     def __init__(self, image_size: Sequence[int] | None = None, channels: int | None = None, pad: int = 0,
                  normalize: str = "unit", mean: Any = None, std: Any = None):
-        if normalize not in NORMALIZATIONS:
-            raise DataError(f"normalize: expected one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise DataError(f"normalize: expected one of {', '.join(NORMALIZE_MODES)}, got {normalize!r}")
         if int(pad) < 0:
             raise DataError(f"pad: expected a non-negative number of pixels, got {pad}")
         if channels is not None and int(channels) not in (1, 3):

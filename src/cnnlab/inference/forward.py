@@ -1,4 +1,10 @@
-"""Running a trained network on raw images: the shared path of evaluation, prediction and export.
+"""Running a network on raw images: the one path of validation, testing, evaluation and prediction.
+
+The training loop's validation and test figures, ``cnnlab evaluate``, ``cnnlab predict``, the
+estimator and the server all come through :func:`logits_of` (uint8 images -> the run's
+preprocessing -> a forward function, batch by batch, with the run's test-time augmentation), and
+every reported loss is :func:`evaluate_images`'s plain cross-entropy, whatever label smoothing
+the training loss used: the figure users compare with other tools.
 
 Every cnnlab model returns logits (docs/architecture.md, "Models"); probabilities are the softmax
 of those logits, computed here in float64 so that a few near-equal logits do not round to the
@@ -8,7 +14,7 @@ same probability.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
 from scipy.special import softmax as _scipy_softmax
@@ -28,7 +34,7 @@ def open_run(run_or_path: RunLike) -> "Run":
     """
     if not isinstance(run_or_path, (str, os.PathLike)):
         return run_or_path
-    from cnnlab.training import Run
+    from cnnlab.training.run import Run
 
     return Run.load(run_or_path)
 
@@ -57,25 +63,45 @@ def check_batch_size(batch_size: int) -> None:
         raise ConfigError(f"--batch-size: expected a positive integer, got {batch_size}")
 
 
-def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE,
-                   tta: str = "none") -> np.ndarray:
-    """Logits of ``model`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training,
+def keras_forward(model) -> Callable[[np.ndarray], np.ndarray]:
+    """A Keras model as a forward function: preprocessed float batch -> logits, in inference mode.
+
+    ``predict_on_batch`` runs the backend's compiled predict step (no progress bar).
+    """
+    return lambda x: np.asarray(model.predict_on_batch(x))
+
+
+def logits_of(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, preprocessing,
+              batch_size: int = DEFAULT_BATCH_SIZE, tta: str = "none") -> np.ndarray:
+    """Logits of ``forward`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training,
     and averaged over the views of :func:`tta_logits` when ``tta`` is not ``"none"``.
 
     Batches are preprocessed one at a time, so a large test split never exists in memory as
     float32 all at once.
     """
     check_batch_size(batch_size)
-    from cnnlab._keras import keras
-
-    def forward(x):  # a plain call, not predict(): no progress bar, no retracing per batch shape
-        return keras.ops.convert_to_numpy(model(x, training=False))
-
     outputs = [tta_logits(forward, preprocessing(images[start : start + batch_size]), tta)
                for start in range(0, len(images), batch_size)]
     if not outputs:
-        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+        return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE,
+                   tta: str = "none") -> np.ndarray:
+    """:func:`logits_of` a Keras model."""
+    logits = logits_of(keras_forward(model), images, preprocessing, batch_size, tta)
+    return logits if len(images) else np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+
+
+def evaluate_images(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
+                    preprocessing, batch_size: int = DEFAULT_BATCH_SIZE, tta: str = "none") -> tuple[float, float]:
+    """Mean cross-entropy (no label smoothing) and accuracy of ``forward`` on uint8 ``images``."""
+    from cnnlab.evaluation.metrics import cross_entropy
+
+    logits = logits_of(forward, images, preprocessing, batch_size, tta)
+    labels = np.asarray(labels, dtype=np.int64)
+    return cross_entropy(logits, labels), float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
 def tta_logits(forward, x: np.ndarray, mode: str = "none") -> np.ndarray:

@@ -1,4 +1,10 @@
-"""The training configuration: one flat dataclass, resolved from a recipe plus overrides.
+"""The training configuration: the option schema, resolved from a recipe plus overrides.
+
+Each training option is declared once, as a field of :class:`TrainConfig` made with
+:func:`option`: its type and default, the check that coerces and validates a value, the CLI's
+metavar, help text and ``--help`` panel, and (for options added after run folders existed) the
+value older runs used. The CLI's ``cnnlab train`` options, the validation of recipes, of the
+Python API's keyword arguments and of a run's ``config.json`` all derive from those fields.
 
 Every option has one spelling, the CLI's (``--lr``), used in error messages for both the CLI
 and the Python API, so a user sees the same one-line ``ConfigError`` wherever the bad value
@@ -17,97 +23,26 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from cnnlab.constants import (
+    AUGMENTATION_KEYS,
+    LEVELS,
+    MONITORS,
+    NORMALIZE_MODES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    TTA_MODES,
+)
 from cnnlab.errors import ConfigError
-
-LEVELS = ("keras", "scratch", "lowlevel")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "step", "cosine", "one-cycle")
-NORMALIZE_MODES = ("unit", "standardize", "center", "none")
-MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-TTA_MODES = ("none", "flip", "flip-translate")
-AUGMENTATION_KEYS = ("shift", "zoom", "rotation", "flip", "crop_padding", "fill")
 
 RECIPES_DIR_ENV = "CNNLAB_RECIPES_DIR"
 
+# The --help panels of `cnnlab train`, in the order they are shown.
+PANELS = ("model", "data", "optimisation", "schedule", "budget", "checkpoints", "runtime")
 
-@dataclass
-class TrainConfig:
-    """Everything that decides what a training run computes (and nothing about where it is written)."""
-
-    # what to train, on what
-    model: str = ""
-    dataset: str = ""
-    model_options: dict = field(default_factory=dict)
-    val_split: Any = None  # fraction, count, "first:10%", "last:10000", or None (none)
-    max_train_samples: int = 0  # 0 = all; small slices for tests and smoke runs
-    max_eval_samples: int = 0  # cap on validation and test examples; 0 = all
-    # input pipeline
-    normalize: str = "unit"
-    pad: int = 0
-    augmentation: dict = field(default_factory=dict)
-    shuffle: bool = True
-    drop_last: bool = False
-    # optimisation
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    nesterov: bool = False
-    rho: float = 0.9
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    decay_every: int = 0  # step schedule: multiply the rate by decay_rate every N steps
-    decay_rate: float = 0.1
-    min_lr: float = 0.0  # floor of cosine / one-cycle
-    # budget and monitoring
-    batch_size: int = 32
-    epochs: int = 0
-    steps: int = 0  # when > 0, train for exactly this many optimizer steps (overrides epochs)
-    validate_every: int = 0  # also validate every N steps; 0 = once per epoch
-    checkpoint_every: int = 0  # also checkpoint every N steps; 0 = per epoch and at validations
-    early_stopping: int = 0  # patience in validations; 0 = off
-    monitor: str = "val_loss"
-    min_delta: float = 0.0
-    restore_best: bool = False
-    # reproducibility and execution
-    seed: int = 0
-    level: str = "keras"
-    backend: str = ""  # filled in with the backend actually used
-    precision: str = "auto"  # Keras dtype policy while training; "auto" is resolved when the run starts
-    tta: str = "none"  # test-time augmentation of validation and test: none, flip, flip-translate
-    steps_per_execution: int = 0  # optimizer steps per compiled call; 0 = auto (about 0.25 s per call)
-    split_batch: int = 0  # parts of each batch computed at once on the CPU cores; 0 = auto, resolved at the start
-    # where this config came from (not an option)
-    recipe: str = ""
-    reference: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "TrainConfig":
-        """Rebuild from ``to_dict()`` output (a run's config.json), checking every value."""
-        config = cls()
-        apply_options(config, {k: v for k, v in data.items() if k in _FIELDS}, source=source)
-        return config
-
-    @property
-    def total_steps_known(self) -> bool:
-        return self.steps > 0
-
-
-_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-# Options added after run folders already existed, with what those runs used: a config.json
-# without the key means this value, not today's default.
-LEGACY_VALUES = {"precision": "float32", "tta": "none", "split_batch": 1}
-
-# Option aliases accepted by the API (and the estimator): alias -> field.
-ALIASES = {"learning_rate": "lr", "batchsize": "batch_size", "patience": "early_stopping", "random_seed": "seed"}
+_NO_LEGACY = object()
 
 
 def flag(name: str) -> str:
@@ -246,49 +181,153 @@ def _val_split(name, value):
     return text
 
 
-_CHECKS = {
-    "model": _text,
-    "dataset": _text,
-    "model_options": _table,
-    "val_split": _val_split,
-    "max_train_samples": _non_negative_int,
-    "max_eval_samples": _non_negative_int,
-    "normalize": _choice(NORMALIZE_MODES),
-    "pad": _non_negative_int,
-    "augmentation": _augmentation,
-    "shuffle": _boolean,
-    "drop_last": _boolean,
-    "optimizer": _choice(OPTIMIZERS),
-    "lr": _positive_number,
-    "momentum": _fraction,
-    "nesterov": _boolean,
-    "rho": _fraction,
-    "weight_decay": _non_negative_number,
-    "label_smoothing": _fraction,
-    "schedule": _choice(SCHEDULES),
-    "warmup_steps": _non_negative_int,
-    "decay_every": _non_negative_int,
-    "decay_rate": _positive_number,
-    "min_lr": _non_negative_number,
-    "batch_size": _positive_int,
-    "epochs": _non_negative_int,
-    "steps": _non_negative_int,
-    "validate_every": _non_negative_int,
-    "checkpoint_every": _non_negative_int,
-    "early_stopping": _non_negative_int,
-    "monitor": _choice(MONITORS),
-    "min_delta": _non_negative_number,
-    "restore_best": _boolean,
-    "seed": _any_int,
-    "level": _choice(LEVELS),
-    "backend": _optional_text,
-    "precision": _choice(PRECISIONS),
-    "tta": _choice(TTA_MODES),
-    "steps_per_execution": _non_negative_int,
-    "split_batch": _non_negative_int,
-    "recipe": _optional_text,
-    "reference": _table,
-}
+
+def option(default: Any, check: Callable, *, help: str, metavar: str = "", panel: str = "", legacy: Any = _NO_LEGACY,
+           cli: bool = True):
+    """A TrainConfig field declared with everything that derives from it.
+
+    ``check(name, value)`` returns the coerced value or raises a one-line ConfigError naming the
+    option; ``panel`` is the ``--help`` panel (one of :data:`PANELS`); ``legacy`` is the value a
+    run folder written before the option existed used (a config.json without the key means that,
+    not today's default); ``cli=False`` for fields the CLI spells differently (``--model-option``,
+    ``--augment``) or not at all.
+    """
+    metadata = {"check": check, "help": help, "metavar": metavar, "panel": panel, "cli": cli}
+    if legacy is not _NO_LEGACY:
+        metadata["legacy"] = legacy
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run computes (and nothing about where it is written)."""
+
+    # what to train, on what
+    model: str = option("", _text, metavar="NAME", panel="model", help="Model from `cnnlab models`.")
+    dataset: str = option("", _text, metavar="NAME", panel="data",
+                          help="Dataset from `cnnlab datasets` (mnist, cifar10_jpg, folder:PATH, idx:DIR, ...).")
+    model_options: dict = option({}, _table, cli=False, help="Model builder options (--model-option KEY=VALUE).")
+    val_split: Any = option(None, _val_split, metavar="SPEC", panel="data",
+                            help="Validation images taken from train: 0.1, 5000, first:10%, last:10000, none.")
+    max_train_samples: int = option(0, _non_negative_int, metavar="N", panel="data",
+                                    help="Train on a fixed subset of N images (0 = all).")
+    max_eval_samples: int = option(0, _non_negative_int, metavar="N", panel="data",
+                                   help="Validate and test on N images (0 = all).")
+    # input pipeline
+    normalize: str = option("unit", _choice(NORMALIZE_MODES), metavar="MODE", panel="data",
+                            help="Input normalisation: " + ", ".join(NORMALIZE_MODES) + ".")
+    pad: int = option(0, _non_negative_int, metavar="PIXELS", panel="data",
+                      help="Zero padding around each image (LeNet-5 on MNIST: 2).")
+    augmentation: dict = option({}, _augmentation, cli=False, help="Data augmentation (--augment SPEC).")
+    shuffle: bool = option(True, _boolean, panel="data", help="Shuffle the training set each epoch.")
+    drop_last: bool = option(False, _boolean, panel="data", help="Drop the last partial batch of each epoch.")
+    # optimisation
+    optimizer: str = option("adam", _choice(OPTIMIZERS), metavar="NAME", panel="optimisation",
+                            help="Optimizer: " + ", ".join(OPTIMIZERS) + ".")
+    lr: float = option(1e-3, _positive_number, metavar="RATE", panel="optimisation",
+                       help="Learning rate (peak rate for cosine / one-cycle).")
+    momentum: float = option(0.0, _fraction, metavar="M", panel="optimisation", help="Momentum (sgd, rmsprop).")
+    nesterov: bool = option(False, _boolean, panel="optimisation", help="Nesterov momentum (sgd).")
+    rho: float = option(0.9, _fraction, metavar="RHO", panel="optimisation",
+                        help="RMSProp decay of the squared-gradient average.")
+    weight_decay: float = option(0.0, _non_negative_number, metavar="WD", panel="optimisation",
+                                 help="Decoupled weight decay.")
+    label_smoothing: float = option(0.0, _fraction, metavar="EPS", panel="optimisation",
+                                    help="Label smoothing of the training loss, in [0, 1). Validation and test "
+                                    "losses are plain cross-entropy.")
+    batch_size: int = option(32, _positive_int, metavar="N", panel="optimisation", help="Images per step.")
+    # schedule
+    schedule: str = option("constant", _choice(SCHEDULES), metavar="NAME", panel="schedule",
+                           help="Learning-rate schedule: " + ", ".join(SCHEDULES) + ".")
+    warmup_steps: int = option(0, _non_negative_int, metavar="N", panel="schedule",
+                               help="Linear warm-up steps (any schedule).")
+    decay_every: int = option(0, _non_negative_int, metavar="N", panel="schedule",
+                              help="step schedule: multiply the rate by --decay-rate every N steps.")
+    decay_rate: float = option(0.1, _positive_number, metavar="F", panel="schedule", help="step schedule factor.")
+    min_lr: float = option(0.0, _non_negative_number, metavar="RATE", panel="schedule",
+                           help="Final rate of cosine / one-cycle.")
+    # budget and monitoring
+    epochs: int = option(0, _non_negative_int, metavar="N", panel="budget", help="Training budget in epochs.")
+    steps: int = option(0, _non_negative_int, metavar="N", panel="budget",
+                        help="Training budget in optimizer steps (overrides --epochs).")
+    validate_every: int = option(0, _non_negative_int, metavar="N", panel="budget",
+                                 help="Also validate every N steps (0 = per epoch only).")
+    early_stopping: int = option(0, _non_negative_int, metavar="PATIENCE", panel="budget",
+                                 help="Stop after PATIENCE validations without improvement (0 = off).")
+    monitor: str = option("val_loss", _choice(MONITORS), metavar="METRIC", panel="budget",
+                          help="What the best checkpoint and early stopping watch: " + ", ".join(MONITORS) + ".")
+    min_delta: float = option(0.0, _non_negative_number, metavar="D", panel="budget",
+                              help="Smallest change counted as an improvement.")
+    # checkpoints
+    checkpoint_every: int = option(0, _non_negative_int, metavar="N", panel="checkpoints",
+                                   help="Also checkpoint every N steps (0 = per epoch and at a new best).")
+    restore_best: bool = option(False, _boolean, panel="checkpoints", help="End with the best checkpoint's weights.")
+    # reproducibility and execution
+    seed: int = option(0, _any_int, metavar="N", panel="runtime",
+                       help="Random seed: weights, batch order, augmentation, dropout.")
+    level: str = option("keras", _choice(LEVELS), metavar="LEVEL", panel="runtime",
+                        help="How the network is written: " + ", ".join(LEVELS) + ".")
+    backend: str = option("", _optional_text, cli=False, help="The Keras backend the run used (--backend).")
+    precision: str = option("auto", _choice(PRECISIONS), metavar="POLICY", panel="runtime", legacy="float32",
+                            help="Keras dtype policy while training: " + ", ".join(PRECISIONS)
+                            + " (auto: mixed bf16 on CPUs with bf16 units, mixed float16 on GPUs).")
+    tta: str = option("none", _choice(TTA_MODES), metavar="MODE", panel="runtime", legacy="none",
+                      help="Test-time augmentation for validation and test: none, flip (average with the mirror "
+                      "image) or flip-translate (also 1-pixel shifts; airbench's 6 views).")
+    steps_per_execution: int = option(0, _non_negative_int, metavar="N", panel="runtime",
+                                      help="Optimizer steps per compiled call (0 = auto, about 0.25 s per call).")
+    split_batch: int = option(0, _non_negative_int, metavar="N", panel="runtime", legacy=1,
+                              help="Compute each batch as N equal parts at once, one per CPU core, and average "
+                              "their gradients (0 = auto: the cores' count for TensorFlow on a CPU and networks "
+                              "without batch norm, else 1).")
+    # where this config came from (not options)
+    recipe: str = option("", _optional_text, cli=False, help="The recipe this config came from.")
+    reference: dict = option({}, _table, cli=False, help="The figure the recipe reproduces.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> TrainConfig:
+        """Rebuild from ``to_dict()`` output (a run's config.json), checking every value; keys the
+        run predates take their :data:`LEGACY_VALUES`."""
+        config = cls()
+        apply_options(config, {**LEGACY_VALUES, **{k: v for k, v in data.items() if k in OPTIONS}}, source=source)
+        return config
+
+
+# Derived from the schema above.
+OPTIONS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+LEGACY_VALUES = {name: f.metadata["legacy"] for name, f in OPTIONS.items() if "legacy" in f.metadata}
+CLI_OPTIONS = {name: f for name, f in OPTIONS.items() if f.metadata["cli"]}
+
+# Option aliases accepted by the API (and the estimator): alias -> field.
+ALIASES = {"learning_rate": "lr", "batchsize": "batch_size", "patience": "early_stopping", "random_seed": "seed"}
+
+
+def parse_key_values(items, flag_name: str) -> dict:
+    """``["a=1", "flip"]`` -> ``{"a": 1, "flip": True}``: the one KEY=VALUE parser of every command.
+
+    Values are TOML scalars (``true``/``false``, numbers, ``"text"``, ``[1, 2]``); a bare word is a
+    string; a key alone is ``True``.
+    """
+    result = {}
+    for item in items:
+        key, sep, text = str(item).strip().partition("=")
+        key = key.strip()
+        if not key or not key.replace("_", "").isalnum():
+            raise ConfigError(f"{flag_name}: expected KEY=VALUE, got {item!r}")
+        if not sep:
+            result[key] = True
+            continue
+        try:
+            result[key] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            result[key] = text.strip()  # a bare word: a string
+    return result
 
 
 def _bad(name: str, expected: str, value: Any) -> ConfigError:
@@ -301,9 +340,9 @@ def apply_options(config: TrainConfig, options: dict, source: str = "option") ->
         if value is None:
             continue
         name = ALIASES.get(key, key).replace("-", "_")
-        if name not in _CHECKS:
+        if name not in OPTIONS:
             raise ConfigError(f"{source}: unknown option {flag(key)}; see 'cnnlab train --help'")
-        setattr(config, name, _CHECKS[name](name, value))
+        setattr(config, name, OPTIONS[name].metadata["check"](name, value))
     return config
 
 

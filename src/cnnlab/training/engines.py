@@ -2,7 +2,9 @@
 
 The training loop (:mod:`cnnlab.training.loop`) owns epochs, batches, augmentation,
 validation, checkpoints and progress; an engine owns the network and its optimizer and does
-two things with a float32 batch, ``train_batch`` and ``test_batch``. Its whole
+two things with a float32 batch: ``train_steps`` (optimizer steps) and ``logits`` (inference,
+which the one evaluation path, :func:`cnnlab.inference.forward.evaluate_images`, turns into
+the reported loss and accuracy). Its whole
 resumable state (weights, optimizer slots, dropout seed-generator state) goes out and comes
 back as a dict of NumPy arrays, and every engine can hand over a Keras twin of its network
 (``keras_model()``), so run folders look the same whatever the level.
@@ -50,8 +52,8 @@ class Engine:
         losses, accuracies = zip(*results)
         return float(np.mean(losses)), float(np.mean(accuracies))
 
-    def test_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean loss, accuracy) of the batch in inference mode."""
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The network's logits for a preprocessed batch, in inference mode (float32 weights)."""
         raise NotImplementedError
 
     def learning_rate(self) -> float:
@@ -83,8 +85,8 @@ def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
 class KerasEngine(Engine):
     """Level ``keras``: a compiled Keras 3 model from the model registry.
 
-    ``config.precision`` is the Keras dtype policy of the *training* model (resolved from
-    ``auto`` when the run starts: ``mixed_bfloat16`` on a CPU with bf16 units). Its variables
+    ``config.precision`` is the Keras dtype policy of the *training* model, as the run's runtime
+    resolved it (:func:`cnnlab.runtime.resolve_runtime`; never ``auto`` here). Its variables
     stay float32, and validation, testing and the saved model use a float32 twin holding the same
     weights, so a run's figures and exports do not depend on the precision it trained in.
     """
@@ -100,12 +102,14 @@ class KerasEngine(Engine):
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.smoothing = config.label_smoothing
-        self.precision = config.precision if config.precision != "auto" else "float32"
+        if config.precision == "auto":
+            raise ValueError("KerasEngine: resolve the precision first (cnnlab.runtime.start_runtime)")
+        self.precision = config.precision
         self.model = self._build_model(self.precision)
         self.rate = learning_rate(config, total_steps)
         self.optimizer = build_optimizer(config, self.rate)
         self._compile(self.model, self.optimizer)
-        self.split = max(config.split_batch, 1)  # resolved from auto (0) when the run started
+        self.split = max(config.split_batch, 1)  # resolved by the runtime when the run started
         check_split(self.model, self.split, keras.backend.backend())
         # mixed_float16 wraps the optimizer in a LossScaleOptimizer; its slots are the ones to save.
         self.optimizer = self.model.optimizer
@@ -173,17 +177,8 @@ class KerasEngine(Engine):
                 layer.adapt(images)
         self._twin_synced_at = -1
 
-    def test_batch(self, x, y):
-        model = self._inference_model()
-        if self.config.tta == "none":
-            out = model.test_on_batch(x, self._labels(y), return_dict=True)
-            return float(out["loss"]), float(out["accuracy"])
-        from cnnlab.inference.forward import tta_logits
-
-        logits = tta_logits(model.predict_on_batch, x, self.config.tta)
-        loss = model.loss(self._labels(y), logits)
-        accuracy = np.mean(np.argmax(logits, axis=-1) == np.asarray(y))
-        return float(self._keras.ops.convert_to_numpy(loss)), float(accuracy)
+    def logits(self, x):
+        return np.asarray(self._inference_model().predict_on_batch(x))
 
     def _inference_model(self):
         """The training model, or in mixed precision its float32 twin with the current weights."""
@@ -191,7 +186,6 @@ class KerasEngine(Engine):
             return self.model
         if self._twin is None:
             self._twin = self._build_model("float32")
-            self._compile(self._twin, "sgd")  # compiled for test_on_batch; never trained
         step = int(self._keras.ops.convert_to_numpy(self.optimizer.iterations))
         if step != self._twin_synced_at:
             self._twin.set_weights(self.model.get_weights())
@@ -304,7 +298,8 @@ class ScratchEngine(Engine):
     level = "scratch"
 
     def __init__(self, config: TrainConfig, input_shape, num_classes: int, total_steps: int):
-        scratch = _import_level("scratch", "cnnlab.scratch", ("build", "to_keras", "SGD", "Adam"))
+        import cnnlab.scratch as scratch
+
         _check_level_options(config, "scratch", ("sgd", "adam"))
         self._scratch = scratch
         self.lr = config.lr
@@ -320,9 +315,8 @@ class ScratchEngine(Engine):
         loss, accuracy = self.net.train_step(x, y, self.optimizer)
         return float(loss), float(accuracy)
 
-    def test_batch(self, x, y):
-        loss, accuracy = self.net.evaluate(x, y)
-        return float(loss), float(accuracy)
+    def logits(self, x):
+        return self.net.predict_logits(x)
 
     def learning_rate(self) -> float:
         return float(self.lr)
@@ -365,7 +359,8 @@ class LowLevelEngine(Engine):
         from cnnlab._keras import keras
         from cnnlab.training.optim import build_optimizer, learning_rate
 
-        lowlevel = _import_level("lowlevel", "cnnlab.lowlevel", ("build", "to_keras", "train_step", "evaluate"))
+        import cnnlab.lowlevel as lowlevel
+
         if config.label_smoothing:
             raise ConfigError("--label-smoothing: not available at level lowlevel (use --level keras)")
         self._keras = keras
@@ -382,9 +377,8 @@ class LowLevelEngine(Engine):
     def train_batch(self, x, y):
         return self._lowlevel.train_step(self.net, self.optimizer, x, y)
 
-    def test_batch(self, x, y):
-        result = self._lowlevel.evaluate(self.net, x, y)
-        return float(result["loss"]), float(result["accuracy"])
+    def logits(self, x):
+        return self._lowlevel.predict_logits(self.net, x)
 
     def learning_rate(self) -> float:
         from cnnlab.training.optim import rate_at
@@ -414,19 +408,6 @@ class LowLevelEngine(Engine):
 
     def param_count(self) -> int:
         return int(self.net.count_params())
-
-
-def _import_level(level: str, package: str, required: tuple[str, ...]):
-    import importlib
-
-    try:
-        module = importlib.import_module(package)
-    except ImportError:
-        module = None
-    missing = [name for name in required if not hasattr(module, name)]
-    if missing:
-        raise ConfigError(f"--level: level {level!r} not available ({package} lacks {', '.join(missing)})")
-    return module
 
 
 ENGINES = {"keras": KerasEngine, "scratch": ScratchEngine, "lowlevel": LowLevelEngine}

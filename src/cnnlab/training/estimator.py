@@ -19,6 +19,7 @@ seed's ``(X - mean_vals) / std_val``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,9 +30,22 @@ import numpy as np
 
 from cnnlab.errors import ConfigError, RunError
 from cnnlab.io import atomic_path, atomic_write_json
+from cnnlab.training.callbacks import Callback
 
 PARAMS_FILE = "estimator.json"
 MODEL_FILE = "model.keras"
+
+
+class _KeepResult(Callback):
+    """Keeps the trained model and its history in memory, so fit() need not read them back from disk."""
+
+    model = None
+    history: list = []
+
+    def on_run_end(self, trainer, metrics):
+        if metrics is not None:
+            self.model = trainer.engine.keras_model()
+            self.history = [dict(row) for row in trainer.state.history]
 
 
 class ConvNN:
@@ -87,25 +101,27 @@ class ConvNN:
         model_options = dict(options.pop("model_options", None) or {})
         if self.dropout_rate is not None:
             model_options.setdefault("dropout", self.dropout_rate)
-        runs_dir = self.runs_dir or tempfile.mkdtemp(prefix="cnnlab-convnn-")
         seed = 0 if self.random_seed is None else self.random_seed
-        self.run_ = train(model=self.model, dataset=data, runs_dir=runs_dir, verbose=self.verbose,
-                          epochs=self.epochs, batch_size=self.batch_size, lr=self.learning_rate,
-                          optimizer=self.optimizer, shuffle=self.shuffle, seed=seed, normalize=self.normalize,
-                          model_options=model_options, val_split=None, **options)
-        self.preprocessing_ = self.run_.preprocessing
-        self.model_ = self.run_.model("final")
-        self.history_ = self.run_.history
+        keep = _KeepResult()
+        with contextlib.ExitStack() as stack:
+            # Without runs_dir the run folder is scratch space, removed when fit returns.
+            runs_dir = self.runs_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnlab-convnn-"))
+            run = train(model=self.model, dataset=data, runs_dir=runs_dir, verbose=self.verbose,
+                        epochs=self.epochs, batch_size=self.batch_size, lr=self.learning_rate,
+                        optimizer=self.optimizer, shuffle=self.shuffle, seed=seed, normalize=self.normalize,
+                        model_options=model_options, val_split=None, callbacks=[keep], **options)
+            self.preprocessing_ = run.preprocessing
+        self.run_ = run if self.runs_dir else None
+        self.model_ = keep.model
+        self.history_ = keep.history
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, (N, n_classes), columns in the order of ``classes_``."""
         self._check_fitted()
-        x = self.preprocessing_(_as_images(X, "X"))
-        logits = self.model_.predict(x, batch_size=500, verbose=0)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        from cnnlab.inference.forward import predict_logits, softmax
+
+        return softmax(predict_logits(self.model_, _as_images(X, "X"), self.preprocessing_))
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels (values from ``classes_``)."""
@@ -126,7 +142,7 @@ class ConvNN:
         atomic_write_json(folder / PARAMS_FILE, {
             "params": params, "classes": self.classes_.tolist(),
             "preprocessing": self.preprocessing_.to_dict(), "history": self.history_,
-            "run": str(self.run_.path),
+            "run": str(self.run_.path) if self.run_ is not None else None,
         })
         return folder
 

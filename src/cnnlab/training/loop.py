@@ -7,9 +7,12 @@ one optimizer step. Because nothing else is random, a run resumed from a checkpo
 step sees the very batches the uninterrupted run saw, and with the engine's state restored
 (weights, optimizer slots, dropout seed generators) it computes the same numbers.
 
-Around the steps: validation every ``validate_every`` steps and per epoch, checkpoints
-(latest, and best by ``monitor``), early stopping, a NaN/inf check, Ctrl-C handling, history,
-TensorBoard scalars, and at the end ``model.keras`` and ``metrics.json``.
+The loop itself only steps in compiled chunks, validates (every ``validate_every`` steps and per
+epoch) and handles Ctrl-C; everything around the steps (the divergence guard, the best value and
+early stopping, checkpoints, history, TensorBoard, the console, the final model and metrics) is a
+callback reacting to its events (:mod:`cnnlab.training.callbacks`). Validation and test figures
+come from the one evaluation path, :func:`cnnlab.inference.forward.evaluate_images` (plain
+cross-entropy, whatever label smoothing the training loss uses).
 """
 
 from __future__ import annotations
@@ -20,19 +23,18 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cnnlab.errors import ConfigError, RunError, TrainingDiverged
-from cnnlab.io import atomic_path, atomic_write_json
+from cnnlab.errors import ConfigError, RunError
+from cnnlab.io import atomic_write_json
 from cnnlab.training import checkpoints as ckpt
+from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
-from cnnlab.training.run import (CONFIG, FINAL_MODEL, HISTORY, HISTORY_FIELDS, LOG, METRICS, VALIDATION,
-                                 VALIDATION_FIELDS, Run, default_run_name, write_rows)
+from cnnlab.training.run import CONFIG, LOG, Run, default_run_name
 
-EVAL_BATCH = 500  # images per forward pass when validating / testing
 ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
 RESUME_OPTIONS = ("epochs", "steps")  # what --resume may change: only the budget
 
@@ -85,7 +87,7 @@ class LoopState:
 
 def train(model: str | None = None, dataset: str | None = None, recipe: str | None = None, *,
           name: str | None = None, runs_dir: str | os.PathLike = "runs", resume: str | os.PathLike | None = None,
-          data_dir: str | os.PathLike | None = None, verbose: bool = True, **options) -> Run:
+          data_dir: str | os.PathLike | None = None, verbose: bool = True, callbacks=(), **options) -> Run:
     """Train ``model`` on ``dataset`` (or a ``recipe``, with ``options`` on top) and return the Run.
 
     ``dataset`` is a name for :func:`cnnlab.data.load_dataset` or an in-memory
@@ -94,22 +96,27 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
     ``options`` are :class:`TrainConfig` fields (``lr=1e-3, epochs=5, optimizer="sgd", ...``).
     ``resume=RUN_FOLDER`` continues a run from its latest checkpoint (``epochs`` / ``steps``
     may be raised; nothing else changes).
+
+    ``callbacks``: your own :class:`cnnlab.training.callbacks.Callback` objects, called after the
+    built-in trackers and before the writers (so a change they make to the weights is what the
+    checkpoints and the final model hold).
     """
     if resume is not None:
         if model is not None or dataset is not None or recipe is not None:
             raise ConfigError("--resume: continues a run as configured; do not give --model, --dataset or --recipe")
-        return _resume(Path(resume), data_dir=data_dir, verbose=verbose, **options)
+        return _resume(Path(resume), data_dir=data_dir, verbose=verbose, callbacks=callbacks, **options)
     preloaded = None
     if dataset is not None and not isinstance(dataset, str):  # an in-memory cnnlab.data.Dataset
         preloaded, dataset = dataset, dataset.name
     config = resolve_config(model=model, dataset=dataset, recipe=recipe, **options)
-    _select_backend(config)
+    runtime = start_runtime(config)
     runs_dir = Path(runs_dir).expanduser()
     run_name = name or default_run_name(config.model, config.dataset, runs_dir)
     path = runs_dir / run_name
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"--name: run folder {path} already exists; choose another name or --resume {path}")
-    return _Session(config, path, data_dir=data_dir, verbose=verbose, data=preloaded).run()
+    return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose, data=preloaded,
+                   callbacks=callbacks).run()
 
 
 def load_run_dataset(config: TrainConfig, data_dir=None):
@@ -131,19 +138,9 @@ def _subset(split, limit: int):
     return split.take(index)
 
 
-def _select_backend(config: TrainConfig) -> None:
-    """Set the backend, then record it, the precision and the batch split actually used in the config."""
-    from cnnlab.backend import requested_backend, resolve_precision, set_backend
-    from cnnlab.training.split import resolve_split_batch
+def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), **options) -> Run:
+    from cnnlab.runtime import explicit_backend
 
-    if config.backend:
-        set_backend(config.backend)
-    config.backend = requested_backend()
-    config.precision = resolve_precision(config.precision, config.level)
-    config.split_batch = resolve_split_batch(config)  # before TensorFlow starts: it sets the thread pools
-
-
-def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
     run = Run.load(path)
     if run.config.get("dataset", {}).get("name") == "arrays":
         raise RunError(f"{path}: trained on in-memory arrays (ConvNN.fit); it cannot be resumed from disk")
@@ -151,48 +148,98 @@ def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
     if extra:
         raise ConfigError(f"--resume: {flag(extra[0])} cannot change when resuming (only --epochs / --steps)")
     config = run.train_config
+    asked = explicit_backend()
+    if asked and config.backend and asked != config.backend:
+        raise ConfigError(f"--backend: {path} was trained on {config.backend}; resume it there "
+                          f"(--backend {config.backend}), or start a new run on {asked}")
     apply_options(config, options)
     validate(config)
-    _select_backend(config)
+    runtime = start_runtime(config)  # the recorded values, no longer "auto": the same answer as before
     if run.finished and not options:
         raise RunError(f"{path}: already finished; raise --epochs or --steps to train further")
-    return _Session(config, path, data_dir=data_dir, verbose=verbose, resume_from=run).run()
+    return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose, resume_from=run,
+                   callbacks=callbacks).run()
 
 
-# ----------------------------------------------------------------------------- one session
+def start_runtime(config: TrainConfig):
+    from cnnlab.runtime import start_runtime as start
 
-class _Session:
-    """One invocation of training on one run folder (a fresh run or a resumed one)."""
+    return start(config)
 
-    def __init__(self, config: TrainConfig, path: Path, data_dir=None, verbose=True, resume_from: Run | None = None,
-                 data=None):
+
+# ----------------------------------------------------------------------------- the core
+
+
+class Trainer:
+    """One invocation of training on one run folder (a fresh run or a resumed one).
+
+    What callbacks may use: ``config``, ``state`` (all that persists), ``engine``, ``data``,
+    ``preprocessing``, ``path``, ``total_steps``, ``total_epochs``, ``batches_per_epoch``,
+    ``resumed``, ``is_writer``, ``logger``, ``report``, :meth:`say`, :meth:`request_stop`,
+    :meth:`evaluate`, :meth:`elapsed` and :meth:`epoch_of_step`.
+    """
+
+    def __init__(self, config: TrainConfig, path: Path, runtime, data_dir=None, verbose=True,
+                 resume_from: Run | None = None, data=None, callbacks=(), is_writer: bool = True):
         self.config = config
+        self.runtime = runtime
         self.preloaded = data
         self.path = path
         self.data_dir = data_dir
         self.verbose = verbose
         self.resume_from = resume_from
-        self._stop_requested = False
+        self.resumed = resume_from is not None
+        self.is_writer = is_writer
+        self.user_callbacks = list(callbacks)
+        self._stop_requested = False  # Ctrl-C
+
+    # --- what callbacks call
+    def say(self, message: str, level: int = logging.INFO) -> None:
+        """A line for the console and the run's log."""
+        self.report.say(message, level)
+
+    def request_stop(self, status: str, message: str = "") -> None:
+        """End the run after the current event: ``status`` is recorded (e.g. ``stopped_early``)."""
+        self.state.status = status
+        if message:
+            self.say(message)
+
+    def evaluate(self, split) -> tuple[float, float]:
+        """Cross-entropy and accuracy of the current weights on a split (with the run's TTA)."""
+        from cnnlab.inference.forward import evaluate_images
+
+        return evaluate_images(self.engine.logits, split.x, split.y, self.preprocessing, tta=self.config.tta)
+
+    def elapsed(self) -> float:
+        """Training wall time so far, over every invocation of this run."""
+        return self._seconds_before + (time.perf_counter() - self._session_started)
+
+    def epoch_of_step(self, step: int) -> int:
+        """The (1-based) epoch optimizer step ``step`` belongs to."""
+        return max(step - 1, 0) // self.batches_per_epoch + 1
 
     # --- set-up
     def run(self) -> Run:
         from cnnlab.training.progress import Reporter, close_log, open_log
-        from cnnlab.training.tensorboard import TensorBoardLog
 
         self._build()  # bad data / model options fail here, before anything is written
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.logger = open_log(self.path / LOG)
+        if self.is_writer:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.logger = open_log(self.path / LOG)
+        else:
+            self.logger = logging.getLogger("cnnlab.run.worker")
         self.report = Reporter(self.logger, verbose=self.verbose)
-        self.tensorboard = TensorBoardLog(self.path / "tensorboard", self.logger)
+        self.callbacks = CallbackList(default_callbacks(self.config, self.user_callbacks, writer=self.is_writer))
         try:
             self._start()
             with self._sigint_to_flag():
                 self._loop()
             return self._finish()
         finally:
+            self.callbacks.close()
             self.report.close()
-            self.tensorboard.close()
-            close_log(self.logger)
+            if self.is_writer:
+                close_log(self.logger)
 
     def _build(self) -> None:
         """Data, preprocessing, augmentation and the engine; writes nothing."""
@@ -230,18 +277,23 @@ class _Session:
         self.state = LoopState(total_steps=self.total_steps)
 
     def _start(self) -> None:
-        """A fresh run writes its config and graph; a resumed one restores its checkpoint."""
+        """A fresh run writes its config; a resumed one restores its checkpoint. Then ``on_train_begin``."""
         config = self.config
+        for warning in self.runtime.warnings:
+            self.logger.warning(warning)
         if self.resume_from is None:
-            self._write_config()
-            self.tensorboard.graph(self.engine.keras_model(), self.preprocessing.output_shape)
-            self.report.say(f"run {self.path}: {config.model} on {config.dataset} ({len(self.data.train)} training "
-                            f"images, {self.total_steps} steps = {self.total_steps / self.batches_per_epoch:.2f} "
-                            f"epochs, level {config.level}, backend {config.backend}, seed {config.seed})")
+            if self.is_writer:
+                self._write_config()
+            smoothing = (f"; the training loss includes label smoothing {config.label_smoothing}, validation and "
+                         f"test losses are plain cross-entropy" if config.label_smoothing else "")
+            self.say(f"run {self.path}: {config.model} on {config.dataset} ({len(self.data.train)} training "
+                     f"images, {self.total_steps} steps = {self.total_steps / self.batches_per_epoch:.2f} "
+                     f"epochs, level {config.level}, backend {config.backend}, seed {config.seed}{smoothing})")
         else:
             self._restore()
         self._session_started = time.perf_counter()
         self._seconds_before = self.state.seconds
+        self.callbacks.on_train_begin(self)
 
     def _write_config(self) -> None:
         from cnnlab.backend import describe
@@ -249,6 +301,7 @@ class _Session:
         data = self.data
         document = {
             "train": self.config.to_dict(),
+            "runtime": self.runtime.to_dict(),
             "preprocessing": self.preprocessing.to_dict(),
             "augmentation": self.augmentation.to_dict(),
             "class_names": list(data.class_names),
@@ -268,7 +321,7 @@ class _Session:
     def _restore(self) -> None:
         pointer = ckpt.read_pointer(self.path, "latest")
         if pointer is None:  # killed before the first checkpoint: start over in the same folder
-            self.report.say(f"resuming {self.path}: no checkpoint yet, starting from step 0")
+            self.say(f"resuming {self.path}: no checkpoint yet, starting from step 0")
             return
         pointer, arrays = ckpt.load_state_arrays(self.path, "latest")
         try:
@@ -278,21 +331,19 @@ class _Session:
         self.state = LoopState.from_pointer(pointer)
         self.state.total_steps = self.total_steps
         self.state.status = "running"
-        # The files may be ahead of the checkpoint (a kill between writes): the checkpoint wins.
-        write_rows(self.path / HISTORY, HISTORY_FIELDS, self.state.history)
-        write_rows(self.path / VALIDATION, VALIDATION_FIELDS, self.state.validations)
-        self.report.say(f"resuming {self.path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
-                        f"step {self.state.step}/{self.total_steps}")
+        self.say(f"resuming {self.path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
+                 f"step {self.state.step}/{self.total_steps}")
 
     @contextlib.contextmanager
     def _sigint_to_flag(self):
         """First Ctrl-C: finish the step, checkpoint, stop. Second Ctrl-C: stop at once."""
+
         def handler(signum, frame):
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
-            self.report.say("interrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)",
-                            logging.WARNING)
+            self.say("interrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)",
+                     logging.WARNING)
 
         try:
             previous = signal.signal(signal.SIGINT, handler)
@@ -306,17 +357,16 @@ class _Session:
 
     # --- the loop
     def _loop(self) -> None:
-        config, state = self.config, self.state
         from cnnlab.data.splits import batch_indices
 
-        train = self.data.train
+        config, state, train = self.config, self.state, self.data.train
         # An epoch with steps but no history row yet (seen > 0) still needs its end-of-epoch work.
         while state.status == "running" and (state.step < self.total_steps or state.seen > 0):
-            self.report.start_epoch(state.epoch + 1, self.total_epochs, self.batches_per_epoch, state.batch)
+            self.callbacks.on_epoch_begin(self)
             epoch_batches = batch_indices(len(train), config.batch_size, shuffle=config.shuffle, seed=config.seed,
                                           epoch=state.epoch, drop_last=config.drop_last)
             # The batches still to do in this epoch (after a resume: from the checkpoint's batch).
-            todo = list(enumerate(epoch_batches))[state.batch:][:max(self.total_steps - state.step, 0)]
+            todo = list(enumerate(epoch_batches))[state.batch :][: max(self.total_steps - state.step, 0)]
             while todo:
                 size = self._chunk_size(todo)
                 chunk, todo = todo[:size], todo[size:]
@@ -353,162 +403,80 @@ class _Session:
         loss, accuracy = self.engine.train_steps(np.stack(batches), np.stack([train.y[rows] for _, rows in chunk]))
         if not config.steps_per_execution and state.step > 0:  # the first call also builds the graph
             self._auto_steps = steps_per_call((time.perf_counter() - started) / len(chunk))
-        if not math.isfinite(loss):
-            self._diverged(loss, steps=len(chunk))
         images = sum(len(rows) for _, rows in chunk)
         state.step += len(chunk)
         state.batch = chunk[-1][0] + 1
-        state.loss_sum += loss * images
-        state.correct_sum += accuracy * images
-        state.seen += images
-        self.report.batches_done(len(chunk), images, state.loss_sum / state.seen, state.correct_sum / state.seen)
+        if math.isfinite(loss):
+            state.loss_sum += loss * images
+            state.correct_sum += accuracy * images
+            state.seen += images
         end_of_epoch = state.batch == self.batches_per_epoch or state.step == self.total_steps
-        if config.validate_every and state.step % config.validate_every == 0 and not end_of_epoch:
-            self._validate_and_checkpoint()
-        elif config.checkpoint_every and state.step % config.checkpoint_every == 0 and not end_of_epoch:
-            self._checkpoint()
+        validating = bool(config.validate_every) and state.step % config.validate_every == 0 and not end_of_epoch
+        self.callbacks.on_chunk_end(self, {"steps": len(chunk), "images": images, "loss": loss,
+                                           "accuracy": accuracy, "end_of_epoch": end_of_epoch,
+                                           "validating": validating})
+        if validating:
+            self._validate(epoch_end=False)
+
+    def _validate(self, epoch_end: bool) -> dict:
+        """Validate (at most once per step) and emit ``on_validation``; the latest values either way."""
+        state = self.state
+        if self.data.val is None:
+            return {}
+        if state.last_val.get("step") != state.step:
+            loss, accuracy = self.evaluate(self.data.val)
+            state.last_val = {"step": state.step, "val_loss": loss, "val_accuracy": accuracy}
+            state.validations.append({"step": state.step, "epoch": state.epoch + 1, "val_loss": loss,
+                                      "val_accuracy": accuracy, "lr": self.engine.learning_rate()})
+            self.callbacks.on_validation(self, {**state.last_val, "epoch": state.epoch + 1, "epoch_end": epoch_end})
+        return state.last_val
 
     def _end_epoch(self) -> None:
         state = self.state
         if state.seen == 0:
             return
-        val = self._validate_and_checkpoint(epoch_end=True)
+        val = self._validate(epoch_end=True)
         row = {"epoch": state.epoch + 1, "step": state.step, "loss": state.loss_sum / state.seen,
                "accuracy": state.correct_sum / state.seen, "val_loss": val.get("val_loss"),
                "val_accuracy": val.get("val_accuracy"), "lr": self.engine.learning_rate(),
-               "seconds": self._elapsed()}
+               "seconds": self.elapsed()}
         state.history.append(row)
-        self.tensorboard.scalars(row["epoch"], {f"epoch_{k}": row[k] for k in
-                                                ("loss", "accuracy", "val_loss", "val_accuracy", "lr")})
-        self.report.say(_epoch_line(row, self.total_epochs, self.report.images_per_second()))
         state.epoch += 1
         state.batch = 0
         state.loss_sum = state.correct_sum = 0.0
         state.seen = 0
-        self._early_stopping_check()
-        self._checkpoint(best=self._improved)
-        write_rows(self.path / HISTORY, HISTORY_FIELDS, state.history)
-
-    # --- validation, early stopping and checkpoints
-    def _validate_and_checkpoint(self, epoch_end: bool = False) -> dict:
-        """Validate (at most once per step) and track the best; mid-epoch, checkpoint a new best."""
-        state = self.state
-        self._improved = False
-        if self.data.val is None:
-            if epoch_end and self.config.monitor in ("loss", "accuracy"):
-                self._improved = self._consider({"loss": state.loss_sum / state.seen,
-                                                 "accuracy": state.correct_sum / state.seen})
-            return {}
-        if state.last_val.get("step") != state.step:
-            loss, accuracy = evaluate_split(self.engine, self.preprocessing, self.data.val)
-            state.last_val = {"step": state.step, "val_loss": loss, "val_accuracy": accuracy}
-            row = {"step": state.step, "epoch": state.epoch + 1, "val_loss": loss, "val_accuracy": accuracy,
-                   "lr": self.engine.learning_rate()}
-            state.validations.append(row)
-            self.tensorboard.scalars(state.step, {"step_val_loss": loss, "step_val_accuracy": accuracy})
-            self._improved = self._consider(state.last_val)
-            if not epoch_end:
-                self.logger.info("step %d: val_loss %.4f val_accuracy %.4f", state.step, loss, accuracy)
-                self._count_patience()
-                if self._improved:  # a new best is worth a checkpoint; others wait for the epoch's end
-                    self._checkpoint(best=True)
-                write_rows(self.path / VALIDATION, VALIDATION_FIELDS, state.validations)
-            else:
-                write_rows(self.path / VALIDATION, VALIDATION_FIELDS, state.validations)
-        return state.last_val
-
-    def _consider(self, values: dict) -> bool:
-        """True if the monitored value improved (and record it)."""
-        monitor = self.config.monitor
-        value = values.get(monitor)
-        if value is None:
-            return False
-        sign = -1.0 if monitor.endswith("loss") else 1.0
-        best = self.state.best_value
-        if best is None or sign * (value - best) > self.config.min_delta:
-            self.state.best_value = float(value)
-            self.state.best_step = self.state.step
-            return True
-        return False
-
-    def _count_patience(self) -> None:
-        self.state.wait = 0 if self._improved else self.state.wait + 1
-
-    def _early_stopping_check(self) -> None:
-        """Keras's EarlyStopping rule: stop after ``patience`` validations without improvement."""
-        self._count_patience()
-        patience = self.config.early_stopping
-        if patience and self.state.wait >= patience and self.state.step < self.total_steps:
-            self.state.status = "stopped_early"
-            self.report.say(f"early stopping: {self.config.monitor} has not improved for {patience} "
-                            f"validations (best {self.state.best_value:.4f} at step {self.state.best_step})")
-
-    def _checkpoint(self, best: bool = False) -> None:
-        """Save latest (and best); weights that are no longer finite are never saved."""
-        self.state.seconds = self._elapsed()
-        arrays = self.engine.get_state()
-        for key, value in arrays.items():
-            if value.dtype.kind == "f" and not np.isfinite(value).all():
-                self._diverged(f"non-finite ({key.split('/')[-1]})", counted=True)
-        kinds = ("latest", "best") if best else ("latest",)
-        ckpt.save_checkpoint(self.path, self.engine, asdict(self.state), kinds=kinds, arrays=arrays)
-
-    def _elapsed(self) -> float:
-        return self._seconds_before + (time.perf_counter() - self._session_started)
+        self.callbacks.on_epoch_end(self, row)
 
     # --- ways out
     def _interrupt(self) -> None:
         self.state.status = "interrupted"
-        self._checkpoint()
-        write_rows(self.path / HISTORY, HISTORY_FIELDS, self.state.history)
-        self.report.say(f"interrupted at step {self.state.step}/{self.total_steps}; checkpoint saved. "
-                        f"Resume with: cnnlab train --resume {self.path}", logging.WARNING)
+        self.callbacks.on_train_end(self)
+        self.callbacks.on_run_end(self, None)
+        self.say(f"interrupted at step {self.state.step}/{self.total_steps}; checkpoint saved. "
+                 f"Resume with: cnnlab train --resume {self.path}", logging.WARNING)
         raise TrainingInterrupted(f"training interrupted; resume with: cnnlab train --resume {self.path}")
 
-    def _diverged(self, what, counted: bool = False, steps: int = 1) -> None:
-        """Stop: the loss of the last ``steps`` steps (or, at a checkpoint, a weight) is NaN or infinite."""
-        state = self.state
-        kept = ckpt.read_pointer(self.path, "latest")
-        where = f"step {kept['step']}" if kept else "none written yet"
-        if counted:
-            subject, at = f"weights became {what}", f"step {state.step}"
-        else:
-            subject = f"loss became {what}"
-            at = f"step {state.step + 1}" if steps == 1 else f"steps {state.step + 1}-{state.step + steps}"
-        message = (f"{subject} at epoch {state.epoch + 1}, {at}; stopped. "
-                   f"Last good checkpoint: {where} in {self.path / 'checkpoints'} (try a lower --lr)")
-        self.logger.error(message)  # the caller shows the exception; the log keeps it too
-        raise TrainingDiverged(message)
-
-    def _finish(self) -> Run:
+    def _finish(self) -> Run | None:
         state = self.state
         if state.status == "running":
             state.status = "finished"
-        if self.config.restore_best and ckpt.read_pointer(self.path, "best") is not None:
-            _, arrays = ckpt.load_state_arrays(self.path, "best")
-            self.engine.set_state(arrays)
-            self.report.say(f"restored the best weights (step {state.best_step}, "
-                            f"{self.config.monitor} {state.best_value:.4f})")
-        model = self.engine.keras_model()
-        with atomic_path(self.path / FINAL_MODEL) as tmp:
-            model.save(tmp)
+        self.callbacks.on_train_end(self)
         metrics = self._final_metrics()
-        atomic_write_json(self.path / METRICS, metrics)
-        self._checkpoint()
-        self.report.say(_final_line(metrics))
-        return Run.load(self.path)
+        self.callbacks.on_run_end(self, metrics)
+        return Run.load(self.path) if self.is_writer else None
 
     def _final_metrics(self) -> dict:
         state, data = self.state, self.data
         split_name, split = ("test", data.test) if data.test is not None and len(data.test) else ("val", data.val)
         metrics = {"split": split_name, "n": _size(split)}
         if split is not None and len(split):
-            loss, accuracy = evaluate_split(self.engine, self.preprocessing, split)
+            loss, accuracy = self.evaluate(split)
             metrics.update(loss=loss, accuracy=accuracy)
         last = state.history[-1] if state.history else {}
         metrics.update(
-            epochs=state.epoch, steps=state.step, seconds=round(state.seconds or self._elapsed(), 2),
+            epochs=state.epoch, steps=state.step, seconds=round(state.seconds or self.elapsed(), 2),
             train_loss=last.get("loss"), train_accuracy=last.get("accuracy"),
+            train_loss_label_smoothing=self.config.label_smoothing,
             val_loss=last.get("val_loss"), val_accuracy=last.get("val_accuracy"),
             best_step=state.best_step, best_value=state.best_value, monitor=self.config.monitor,
             stopped_early=state.status == "stopped_early", restored_best=self.config.restore_best,
@@ -516,33 +484,6 @@ class _Session:
             seed=self.config.seed,
         )
         return metrics
-
-
-def evaluate_split(engine, preprocessing, split, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """Mean loss and accuracy over a split, in inference mode, batch by batch."""
-    total_loss = total_correct = 0.0
-    for start in range(0, len(split), batch_size):
-        x = preprocessing(split.x[start:start + batch_size])
-        y = split.y[start:start + batch_size]
-        loss, accuracy = engine.test_batch(x, y)
-        total_loss += loss * len(y)
-        total_correct += accuracy * len(y)
-    return total_loss / len(split), total_correct / len(split)
-
-
-def _epoch_line(row: dict, total_epochs: int, images_per_second: float) -> str:
-    text = (f"epoch {row['epoch']}/{total_epochs}  step {row['step']}  loss {row['loss']:.4f}  "
-            f"accuracy {row['accuracy']:.4f}")
-    if row.get("val_loss") is not None:
-        text += f"  val_loss {row['val_loss']:.4f}  val_accuracy {row['val_accuracy']:.4f}"
-    return text + f"  lr {row['lr']:.3g}  {images_per_second:,.0f} img/s  {row['seconds']:.0f}s"
-
-
-def _final_line(metrics: dict) -> str:
-    if "accuracy" not in metrics:
-        return f"finished: {metrics['epochs']} epochs, {metrics['steps']} steps (no test split)"
-    return (f"finished: {metrics['split']} accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f} "
-            f"({metrics['n']} images, {metrics['steps']} steps, {metrics['seconds']:.0f}s)")
 
 
 def _size(split) -> int | None:

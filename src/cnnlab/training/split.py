@@ -8,47 +8,14 @@ once. The gradient of the batch's mean loss is the mean of the halves' gradients
 the same step (to float rounding); only dropout draws its masks per part. A network with batch
 normalisation is never split: its step depends on statistics of the whole batch.
 
-``--split-batch 0`` (auto) resolves, when the run starts, to the number of cores (at most) when
-TensorFlow trains on a CPU, the network has no batch norm (the registry's ``batch_norm``) and the
-batch splits into equal parts of at least ``MIN_PART`` images; the thread pools then become one op
-per part with ``cores / parts`` threads each. The resolved number is stored in the run's config,
-so a resumed run splits the same way. docs/performance.md (decision 10) has the measurements.
+``--split-batch 0`` (auto) is resolved with the rest of the runtime when the run starts
+(:func:`cnnlab.runtime.resolve_runtime`) and stored in the run's config, so a resumed run splits
+the same way. docs/performance.md (decision 10) has the measurements.
 """
 
 from __future__ import annotations
 
-from cnnlab.errors import ConfigError, ModelError
-
-MIN_PART = 16  # images per part below which splitting is not worth its fixed cost per op
-
-
-def resolve_split_batch(config) -> int:
-    """The parts ``config.split_batch`` means on this machine (auto: 0), with the thread layout set for it.
-
-    The answer depends on the configuration and the hardware only, not on what the process did
-    before. The thread pools are set best effort: TensorFlow fixes them when it runs its first op,
-    and thread counts the user set are kept; a split then takes the same step without running its
-    parts at once (equal up to the last bits: kernels round differently with other thread counts).
-    """
-    from cnnlab.backend import describe, set_thread_layout, thread_count
-    from cnnlab.models import model_info
-
-    parts = config.split_batch
-    cores = thread_count()
-    if parts == 0:
-        if config.level != "keras" or config.backend != "tensorflow" or describe()["accelerators"]:
-            return 1
-        try:
-            if model_info(config.model).batch_norm:
-                return 1
-        except ModelError:  # an unknown model: the engine reports it, with suggestions
-            return 1
-        parts = max((p for p in range(2, cores + 1)
-                     if config.batch_size % p == 0 and config.batch_size // p >= MIN_PART), default=1)
-    if parts > 1 and config.backend == "tensorflow":
-        set_thread_layout(max(cores // parts, 1), parts)
-    return parts
-
+from cnnlab.errors import ConfigError
 
 def check_split(model, parts: int, backend: str) -> None:
     """Refuse a split the engine cannot do the same step with (one line, before anything is written)."""
