@@ -170,45 +170,6 @@ def quiet_native_stderr():
         os.close(devnull)
 
 
-def describe() -> dict:
-    """Versions, backend and hardware, for ``cnnlab info`` and run folders. Imports Keras."""
-    import platform
-
-    from cnnlab import __version__
-    from cnnlab._keras import keras
-
-    backend = keras.backend.backend()
-    info = {
-        "cnnlab": __version__,
-        "python": platform.python_version(),
-        "keras": keras.__version__,
-        "backend": backend,
-        "backend_version": None,
-        "cpu_threads": thread_count(),
-        "accelerators": [],
-    }
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        info["backend_version"] = tf.__version__
-        info["tensorflow_threads"] = dict(zip(("intra_op", "inter_op"), thread_layout()))
-        with quiet_native_stderr():  # device discovery logs a CUDA error on CPU-only machines
-            devices = tf.config.list_physical_devices()
-        info["accelerators"] = [d.name for d in devices if d.device_type != "CPU"]
-    elif backend == "torch":
-        import torch
-
-        info["backend_version"] = torch.__version__
-        if torch.cuda.is_available():
-            info["accelerators"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    elif backend == "jax":
-        import jax
-
-        info["backend_version"] = jax.__version__
-        info["accelerators"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
-    return info
-
-
 def cpu_flags() -> set[str]:
     """The CPU feature flags (``/proc/cpuinfo``), e.g. ``amx_bf16``; empty where unknown (not Linux)."""
     try:

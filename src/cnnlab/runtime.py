@@ -41,7 +41,7 @@ class Machine:
     @classmethod
     def detect(cls) -> Machine:
         """This machine as the current backend sees it (imports Keras and its backend)."""
-        from cnnlab.backend import cpu_flags, describe, thread_count
+        from cnnlab.backend import cpu_flags, thread_count
 
         return cls(cores=thread_count(), cpu_flags=frozenset(cpu_flags()),
                    accelerators=tuple(describe()["accelerators"]))
@@ -134,3 +134,43 @@ def explicit_backend() -> str | None:
     """The backend the user asked for (``--backend`` or ``$KERAS_BACKEND``), None when nothing was said."""
     name = os.environ.get("KERAS_BACKEND")
     return None if not name else ("torch" if name == "pytorch" else name)
+
+
+def describe() -> dict:
+    """Versions, backend and hardware, for ``cnnlab info`` and run folders. Imports Keras."""
+    import platform
+
+    from cnnlab import __version__
+    from cnnlab._keras import keras
+    from cnnlab.backend import quiet_native_stderr, thread_count, thread_layout
+
+    backend = keras.backend.backend()
+    info = {
+        "cnnlab": __version__,
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": backend,
+        "backend_version": None,
+        "cpu_threads": thread_count(),
+        "accelerators": [],
+    }
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        info["backend_version"] = tf.__version__
+        info["tensorflow_threads"] = dict(zip(("intra_op", "inter_op"), thread_layout()))
+        with quiet_native_stderr():  # device discovery logs a CUDA error on CPU-only machines
+            devices = tf.config.list_physical_devices()
+        info["accelerators"] = [d.name for d in devices if d.device_type != "CPU"]
+    elif backend == "torch":
+        import torch
+
+        info["backend_version"] = torch.__version__
+        if torch.cuda.is_available():
+            info["accelerators"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    elif backend == "jax":
+        import jax
+
+        info["backend_version"] = jax.__version__
+        info["accelerators"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
+    return info

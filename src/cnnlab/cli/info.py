@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
         """Show cnnlab, Keras and backend versions, CPU threads, accelerators and the data directory."""
         import json
 
-        from cnnlab.backend import describe
+        from cnnlab.runtime import describe
         from cnnlab.paths import resolve_data_dir
 
         facts = describe()

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import softmax as _scipy_softmax
 
 if TYPE_CHECKING:  # imported for type names only; loading them pulls in Keras
-    from cnnlab.training import Run
+    from cnnlab.training.run import Run
 
 RunLike = Union["Run", str, os.PathLike]
 

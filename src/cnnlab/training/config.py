@@ -158,6 +158,14 @@ def _augmentation(name, value):
     unknown = sorted(set(table) - set(AUGMENTATION_KEYS))
     if unknown:
         raise ConfigError(f"--augment: unknown key {unknown[0]!r}; expected {', '.join(AUGMENTATION_KEYS)}")
+    checks = {"shift": _non_negative_number, "zoom": _non_negative_number, "rotation": _non_negative_number,
+              "crop_padding": _non_negative_int, "flip": _boolean}
+    for key, check in checks.items():
+        if key in table:
+            try:
+                table[key] = check(key, table[key])
+            except ConfigError as exc:  # "--flip: expected ..." -> "--augment: flip: expected ..."
+                raise ConfigError(f"--augment: {key}: {str(exc).split(': ', 1)[1]}") from None
     return table
 
 

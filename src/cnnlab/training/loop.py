@@ -33,6 +33,7 @@ from cnnlab.io import atomic_write_json
 from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
+from cnnlab.training.datasets import load_run_dataset
 from cnnlab.training.run import CONFIG, LOG, Run, default_run_name
 
 ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
@@ -117,25 +118,6 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
         raise ConfigError(f"--name: run folder {path} already exists; choose another name or --resume {path}")
     return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose, data=preloaded,
                    callbacks=callbacks).run()
-
-
-def load_run_dataset(config: TrainConfig, data_dir=None):
-    """The dataset as the run sees it: validation split, then the sample caps (fixed subsets)."""
-    from cnnlab.data import load_dataset
-
-    data = load_dataset(config.dataset, data_dir=data_dir, val_split=config.val_split)
-    data.train = _subset(data.train, config.max_train_samples)
-    data.val = _subset(data.val, config.max_eval_samples)
-    data.test = _subset(data.test, config.max_eval_samples)
-    return data
-
-
-def _subset(split, limit: int):
-    """The first ``limit`` images of a fixed random permutation (class-sorted folders stay mixed)."""
-    if split is None or not limit or limit >= len(split):
-        return split
-    index = np.sort(np.random.default_rng(0).permutation(len(split))[:limit])
-    return split.take(index)
 
 
 def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), **options) -> Run:
@@ -296,7 +278,7 @@ class Trainer:
         self.callbacks.on_train_begin(self)
 
     def _write_config(self) -> None:
-        from cnnlab.backend import describe
+        from cnnlab.runtime import describe
 
         data = self.data
         document = {

@@ -189,7 +189,7 @@ class Run:
 
     def dataset(self, data_dir=None):
         """The dataset the run trained on, split the same way (validation split included)."""
-        from cnnlab.training.loop import load_run_dataset
+        from cnnlab.training.datasets import load_run_dataset
 
         if self.config.get("dataset", {}).get("name") == "arrays":
             raise RunError(f"{self.path}: trained on in-memory arrays (ConvNN.fit); the data is not on disk")
