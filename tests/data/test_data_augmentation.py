@@ -144,11 +144,17 @@ def test_alternate_flip_follows_the_image_not_its_place_in_the_batch(batch):
     assert not np.array_equal(other_seed, first)  # the run's seed draws the coins
 
 
-def test_alternate_flip_without_epoch_and_indices_is_the_random_flip(batch):
+def test_alternate_flip_without_epoch_and_indices_is_the_random_flip(batch, caplog):
     # Callers that do not pass the epoch get what flip=True gives, draw for draw.
     expected = Augmentation(flip=True, crop_padding=2)(batch, np.random.default_rng(4))
-    out = Augmentation(flip="alternate", crop_padding=2)(batch, np.random.default_rng(4))
+    aug = Augmentation(flip="alternate", crop_padding=2)
+    with caplog.at_level("WARNING", logger="cnnlab.data.augmentation"):
+        out = aug(batch, np.random.default_rng(4))
+        aug(batch, np.random.default_rng(5))
     np.testing.assert_array_equal(out, expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        "augmentation: flip='alternate' needs the epoch and the images' indices, which this caller does not pass; "
+        "flipping at random instead"]  # said once, not per batch
 
 
 def test_alternate_flip_settings_round_trip_and_bad_values_are_refused(batch):

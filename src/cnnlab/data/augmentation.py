@@ -27,9 +27,13 @@ nearest-neighbour. No Python loop over images.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from cnnlab.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 FLIP_MODES = (False, True, "alternate")  # none, random (probability 1/2), alternate epochs
@@ -99,6 +103,10 @@ class Augmentation:
             mirrored = (alternate_flips(indices, epoch, seed))[:, None, None]
             cols = np.where(mirrored, (w - 1) - cols, cols)
         elif self.flip:
+            if self.flip == "alternate" and not getattr(self, "_warned", False):
+                self._warned = True
+                logger.warning("augmentation: flip='alternate' needs the epoch and the images' indices, which this "
+                               "caller does not pass; flipping at random instead")
             mirrored = (rng.random(n) < 0.5)[:, None, None]
             cols = np.where(mirrored, (w - 1) - cols, cols)
 
