@@ -5,6 +5,12 @@
 
 Sections (TensorFlow backend, milliseconds per call, median of several timed repeats):
 
+* ``rates``: the machine's matrix-multiply rate in float32 and bfloat16 (GFLOP/s, square products
+  of 1024 and 2048), through TensorFlow and PyTorch (oneDNN both; PyTorch only if installed) and
+  NumPy's float32 as the harness's peak rate, beside the CPU's bfloat16 feature flags. Without
+  ``avx512_bf16`` or ``amx_bf16`` the bfloat16 products are converted to float32 and back, so they
+  are no faster (often slower) than float32: the bfloat16 rate is this section's figure, not an
+  assumption;
 * ``ops``: a 2048x2048 matrix product (GFLOP/s) and mnist_cnn's second convolution (batch 64,
   forward and forward + backward), float32 against bfloat16;
 * ``bn``: Keras's ``BatchNormalization`` against cnnlab's (``cnnlab.models.layers``, TensorFlow's
@@ -13,7 +19,9 @@ Sections (TensorFlow backend, milliseconds per call, median of several timed rep
   (``cnnlab.training.optim.Adam``);
 * ``steps``: forward, forward + backward, and a whole step (with the Adam update) of ``lenet5``,
   ``mnist_cnn`` and ``vgg_bn`` at their reference batch sizes, float32 and mixed_bfloat16, with
-  Keras's layers and optimizer and with cnnlab's.
+  Keras's layers and optimizer and with cnnlab's; each whole step also as GFLOP/s (3 x forward
+  FLOPs from ``cnnlab.models.count_flops``) and as a share of the TensorFlow matmul rate of its
+  precision (float32 or bfloat16, measured first).
 
 Every contender runs in this one process, interleaved repeat by repeat, so that a busy machine
 slows them alike; the ratios are what to read.
@@ -44,6 +52,63 @@ def _median_ms(functions: dict, repeats: int = 5, calls: int = 10) -> dict:
             np.asarray(keras.ops.convert_to_numpy(keras.tree.flatten(out)[0]))  # wait for the result
             times[name].append((time.perf_counter() - started) / calls * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _matmul_gflops(fn, n: int, repeats: int = 5) -> float:
+    """Median GFLOP/s of ``fn()``, an ``n x n`` by ``n x n`` product that returns once computed."""
+    fn()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - started)
+    return 2 * n**3 / statistics.median(seconds) / 1e9
+
+
+def tensorflow_matmul_rates(sizes=(1024, 2048)) -> dict:
+    """{(dtype, n): GFLOP/s} of TensorFlow's matmul in float32 and bfloat16."""
+    import tensorflow as tf
+
+    rates = {}
+    for n in sizes:
+        for dtype in ("float32", "bfloat16"):
+            a = tf.cast(tf.random.normal([n, n]), dtype)
+            product = tf.function(lambda a=a: tf.reduce_sum(tf.cast(tf.matmul(a, a), "float32")))
+            rates[(dtype, n)] = _matmul_gflops(lambda p=product: float(p()), n)
+    return rates
+
+
+def rates_section() -> None:
+    from cnnlab.backend import BF16_CPU_FLAGS, cpu_flags
+    from cnnlab.bench.machine import cpu_model
+
+    flags = sorted(cpu_flags() & BF16_CPU_FLAGS)
+    print(f"Matrix-multiply rates (GFLOP/s); CPU: {cpu_model()}; bfloat16 units: {', '.join(flags) or 'none'}")
+    rows = {f"TensorFlow {tf_version()}": tensorflow_matmul_rates()}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch_rates = {}
+        for n in (1024, 2048):
+            for dtype in ("float32", "bfloat16"):
+                a = torch.randn(n, n).to(getattr(torch, dtype))
+                torch_rates[(dtype, n)] = _matmul_gflops(lambda a=a: torch.mm(a, a), n)
+        rows[f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)"] = torch_rates
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    rows["NumPy float32 (the harness's peak rate)"] = {("float32", 2048): _matmul_gflops(lambda: a @ a, 2048)}
+    for name, rates in rows.items():
+        cells = [f"{dtype} n={n}: {rate:7.1f}" for (dtype, n), rate in rates.items()]
+        ratio = [f"bf16/fp32 n={n}: {rates[('bfloat16', n)] / rates[('float32', n)]:.2f}x"
+                 for n in (1024, 2048) if ("bfloat16", n) in rates]
+        print(f"  {name:<40} " + "   ".join(cells + ratio))
+
+
+def tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
 
 
 def ops_section() -> None:
@@ -128,7 +193,12 @@ def steps_section(models=tuple(SHAPES)) -> None:
     from cnnlab.models import create_model
     from cnnlab.training.optim import Adam
 
-    print("Training step parts (ms): forward / forward+backward / whole step with Adam")
+    from cnnlab.models import count_flops
+
+    peak = tensorflow_matmul_rates(sizes=(2048,))
+    print(f"Training step parts (ms): forward / forward+backward / whole step with Adam; GFLOP/s of the whole step "
+          f"and its share of the TensorFlow matmul rate of its precision (float32 {peak[('float32', 2048)]:.1f}, "
+          f"bfloat16 {peak[('bfloat16', 2048)]:.1f} GFLOP/s)")
     for name in models:
         shape, batch = SHAPES[name]
         x = tf.random.uniform([batch, *shape])
@@ -163,13 +233,17 @@ def steps_section(models=tuple(SHAPES)) -> None:
                 functions[(label, "step")] = tf.function(whole)
         result = _median_ms(functions, repeats=3, calls=5)
         base = result[("float32, keras kernels", "step")]
+        train_flops = 3 * count_flops(model) * batch
         print(f"  {name}, batch {batch}")
         for label in dict.fromkeys(k[0] for k in functions):
             fwd, fb, step = (result[(label, part)] for part in ("fwd", "fwd+bwd", "step"))
-            print(f"    {label:<32} {fwd:7.1f} / {fb:7.1f} / {step:7.1f}   step {base / step:.2f}x")
+            gflops = train_flops / step / 1e6
+            rate = peak[("bfloat16" if "bfloat16" in label else "float32", 2048)]
+            print(f"    {label:<32} {fwd:7.1f} / {fb:7.1f} / {step:7.1f}   step {base / step:.2f}x   "
+                  f"{gflops:6.1f} GFLOP/s = {gflops / rate:.0%} of its matmul rate")
 
 
-SECTIONS = {"ops": ops_section, "bn": bn_section, "adam": adam_section, "steps": steps_section}
+SECTIONS = {"rates": rates_section, "ops": ops_section, "bn": bn_section, "adam": adam_section, "steps": steps_section}
 
 
 def main() -> None:

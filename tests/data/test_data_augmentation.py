@@ -112,3 +112,56 @@ def test_settings_round_trip_and_validation():
         Augmentation(fill="mirror")
     with pytest.raises(DataError, match="unknown"):
         Augmentation.from_dict({"shear": 0.2})
+
+
+def _mirrored(out, batch):
+    """Per image: True if ``out`` is ``batch`` mirrored left-right, False if unchanged."""
+    same = np.all(out == batch, axis=(1, 2, 3))
+    flipped = np.all(out == batch[:, :, ::-1], axis=(1, 2, 3))
+    assert np.all(same ^ flipped), "every image is either kept or mirrored"
+    return flipped
+
+
+def test_alternate_flip_shows_each_image_once_each_way_in_consecutive_epochs(batch):
+    aug = Augmentation(flip="alternate")
+    rows = np.arange(1000, 1000 + len(batch))
+    flips = np.array([_mirrored(aug(batch, np.random.default_rng(epoch), epoch=epoch, indices=rows, seed=3), batch)
+                      for epoch in range(4)])
+    assert 0.25 < flips[0].mean() < 0.75  # a coin per image in the first epoch
+    np.testing.assert_array_equal(flips[1], ~flips[0])  # then every image the other way
+    np.testing.assert_array_equal(flips[2], flips[0])
+    np.testing.assert_array_equal(flips[3], flips[1])
+
+
+def test_alternate_flip_follows_the_image_not_its_place_in_the_batch(batch):
+    aug = Augmentation(flip="alternate")
+    rows = np.arange(len(batch)) * 7
+    order = np.random.default_rng(0).permutation(len(batch))
+    first = _mirrored(aug(batch, 1, epoch=5, indices=rows, seed=0), batch)
+    shuffled = _mirrored(aug(batch[order], 2, epoch=5, indices=rows[order], seed=0), batch[order])
+    np.testing.assert_array_equal(shuffled, first[order])
+    other_seed = _mirrored(aug(batch, 1, epoch=5, indices=rows, seed=1), batch)
+    assert not np.array_equal(other_seed, first)  # the run's seed draws the coins
+
+
+def test_alternate_flip_without_epoch_and_indices_is_the_random_flip(batch, caplog):
+    # Callers that do not pass the epoch get what flip=True gives, draw for draw.
+    expected = Augmentation(flip=True, crop_padding=2)(batch, np.random.default_rng(4))
+    aug = Augmentation(flip="alternate", crop_padding=2)
+    with caplog.at_level("WARNING", logger="cnnlab.data.augmentation"):
+        out = aug(batch, np.random.default_rng(4))
+        aug(batch, np.random.default_rng(5))
+    np.testing.assert_array_equal(out, expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        "augmentation: flip='alternate' needs the epoch and the images' indices, which this caller does not pass; "
+        "flipping at random instead"]  # said once, not per batch
+
+
+def test_alternate_flip_settings_round_trip_and_bad_values_are_refused(batch):
+    aug = Augmentation(flip="alternate", crop_padding=2)
+    assert Augmentation.from_dict(aug.to_dict()) == aug and aug.to_dict()["flip"] == "alternate"
+    assert Augmentation(flip="random").flip is True and Augmentation(flip="false").flip is False
+    with pytest.raises(DataError, match="flip: expected true, false or \"alternate\", got 'sometimes'"):
+        Augmentation(flip="sometimes")
+    with pytest.raises(DataError, match="3 indices for a batch of 64 images"):
+        aug(batch, 0, epoch=0, indices=[1, 2, 3])

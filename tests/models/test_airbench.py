@@ -110,3 +110,18 @@ def test_cnnlab_train_whitens_from_the_training_images_before_the_first_step(tmp
     expected.adapt(run.preprocessing(run.dataset().split("train").x[:300]))
     np.testing.assert_allclose(run.model().get_layer("whiten").kernel.numpy(), expected.kernel.numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_keeps_sixty_percent_of_its_running_statistics_as_airbench_does():
+    # airbench94 passes momentum=1 - 0.6 to PyTorch's BatchNorm2d, whose momentum weighs the new
+    # batch: running = 0.6 x running + 0.4 x batch. Keras's momentum weighs the running value.
+    model = create_model("airbench", (16, 16, 3), 4, widths=(8, 8, 8))
+    norms = [layer for layer in model.layers if isinstance(layer, BatchNormalization)]
+    assert len(norms) == 6 and {layer.momentum for layer in norms} == {0.6}
+
+    layer = norms[0]
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4, 4, 8)).astype("float32")
+    layer.moving_mean.assign(np.ones(8, "float32"))
+    layer(x, training=True)
+    expected = 0.6 * 1.0 + 0.4 * x.mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.moving_mean), expected, rtol=1e-5)

@@ -7,8 +7,10 @@ FLOP rather than per parameter:
 - a first 2x2 convolution whose filters are *not learned* but set from the training images
   (:class:`PatchWhitening`): the eigenvectors of the 2x2-patch covariance, scaled to unit
   variance, and their negatives, so the next layers see decorrelated input from step one;
-- batch norms without a learned scale, with a fast-moving average (momentum 0.6 in PyTorch's
-  convention, 0.4 in Keras's) and biases that learn 64x faster (``offset_scale=8``);
+- batch norms without a learned scale, with a fast-moving average that keeps 60% of the running
+  statistics at each step (Keras ``momentum=0.6``; airbench passes ``momentum=1 - 0.6`` to
+  PyTorch, whose momentum is the weight of the *new* batch) and biases that learn 64x faster
+  (``offset_scale=8``);
 - GELU activations, identity ("Dirac") initialisation of the first filters of every conv;
 - global max pooling and an unbiased linear classifier scaled by 1/9.
 
@@ -134,11 +136,12 @@ def _group(x, filters: int, name: str, activation: str, bn_momentum: float):
     quick_size=16,
 )
 def airbench(input_shape=(32, 32, 3), num_classes=10, *, widths=(64, 256, 256), whiten_kernel=2,
-             activation="gelu", bn_momentum=0.4, logit_scale=1 / 9):
+             activation="gelu", bn_momentum=0.6, logit_scale=1 / 9):
     """airbench94 (Jordan 2024): a :class:`PatchWhitening` stem of ``2 x 3 x k x k`` filters
     (k = ``whiten_kernel``) and an activation, three groups of ``widths`` filters (each conv,
     max-pool 2, BN, act, conv, BN, act), global max pooling, an unbiased dense layer and logits
     scaled by ``logit_scale``. Call ``adapt`` on the stem (``cnnlab train`` does) before training.
+    ``bn_momentum`` is Keras's: the share of the moving statistics kept at each step.
     """
     inputs = model_input(input_shape)
     channels = int(input_shape[-1])
