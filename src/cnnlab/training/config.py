@@ -153,13 +153,23 @@ def _table(name, value):
     return dict(value)
 
 
+def _flip(name, value):
+    """true / false, or "alternate" (airbench's derandomized flip: each image on alternate epochs)."""
+    if isinstance(value, str) and value.strip().lower() == "alternate":
+        return "alternate"
+    try:
+        return _boolean(name, value)
+    except ConfigError:
+        raise _bad(name, "true, false or alternate", value) from None
+
+
 def _augmentation(name, value):
     table = _table(name, value)
     unknown = sorted(set(table) - set(AUGMENTATION_KEYS))
     if unknown:
         raise ConfigError(f"--augment: unknown key {unknown[0]!r}; expected {', '.join(AUGMENTATION_KEYS)}")
     checks = {"shift": _non_negative_number, "zoom": _non_negative_number, "rotation": _non_negative_number,
-              "crop_padding": _non_negative_int, "flip": _boolean}
+              "crop_padding": _non_negative_int, "flip": _flip}
     for key, check in checks.items():
         if key in table:
             try:

@@ -379,7 +379,8 @@ class Trainer:
         for index, rows in chunk:
             x_uint8 = train.x[rows]
             if self.augmentation.enabled:
-                x_uint8 = self.augmentation(x_uint8, np.random.default_rng([config.seed, state.epoch, index]))
+                x_uint8 = self.augmentation(x_uint8, np.random.default_rng([config.seed, state.epoch, index]),
+                                            epoch=state.epoch, indices=rows, seed=config.seed)
             batches.append(self.preprocessing(x_uint8))
         started = time.perf_counter()
         loss, accuracy = self.engine.train_steps(np.stack(batches), np.stack([train.y[rows] for _, rows in chunk]))
