@@ -56,7 +56,7 @@ class Budget:
     segment_steps: int | None = None  # steps per timed segment for every network (None: SEGMENT_STEPS scaled)
 
     @classmethod
-    def quick(cls) -> "Budget":
+    def quick(cls) -> Budget:
         return cls(rounds=1, repeats=2, warmup_steps=3, step_scale=0.25)
 
     def steps(self, model: str) -> int:

@@ -6,8 +6,8 @@ build :class:`Table` rows; imports only the standard library.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass
