@@ -54,13 +54,7 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"cnnlab.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a command group not written yet
-        if exc.name != f"cnnlab.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"cnnlab.cli.{_name}").register(app)
 
 
 def _usage_error_line(exc: "typer.TyperException") -> str:

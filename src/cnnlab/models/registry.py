@@ -61,10 +61,6 @@ class ModelInfo:
             if p.kind is inspect.Parameter.KEYWORD_ONLY
         }
 
-    @property
-    def paper_title(self) -> str:
-        return self.paper
-
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
