@@ -1,27 +1,45 @@
 # The two commands of the README quickstart: `make demo` and `make test`.
-# Both create the virtual environment and install everything on first use.
+# Each creates the virtual environment on first use and installs what it needs:
+#   make demo   the core dependencies only (TensorFlow, Keras, NumPy, ...): no PyTorch, JAX or ONNX
+#   make test   the core, then the optional backends and the test tools (the `all` extra)
+# One stamp per layer, so `make demo` then `make test` adds the extras, and a fresh `make test`
+# installs both layers.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+CORE_STAMP := $(VENV)/.core-stamp
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench docs clean
+.PHONY: install core demo test lint bench docs clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(CORE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(CORE_STAMP)
+
+$(STAMP): $(CORE_STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e ".[all]"
 	touch $(STAMP)
 
+core: $(CORE_STAMP)
+
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	$(BIN)/cnnlab demo --out demo-output
+	@echo "cnnlab is installed in $(VENV): run '. $(VENV)/bin/activate' to put it on your PATH"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -11,6 +11,58 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# TensorFlow fixes its thread pools when it runs its first op, for the life of the process, and a
+# training run that splits its batches asks for one thread per part (cnnlab.training.split). So
+# without a pin, whichever test first ran TensorFlow on a test worker chose the layout for every
+# later test there, and float32 results that depend on it (a scratch twin's SGD agreement at 1e-3
+# holds with two intra-op threads, not with one: a kernel's reduction order) depended on the test
+# order. The pin goes through the variables cnnlab treats as the user's (never overridden), set
+# before anything imports Keras; one the user set is kept. The names pinned are listed in
+# PINNED_ENV (inherited by xdist workers), so run_cli can remove them: a `cnnlab` child process
+# chooses its layout as it does for a user.
+PINNED_ENV = "CNNLAB_TESTS_PINNED"
+
+
+def pytest_configure(config):
+    from cnnlab.backend import thread_count
+
+    if PINNED_ENV in os.environ:  # an xdist worker: the controller pinned already
+        return
+    pinned = []
+    for name, value in (("TF_NUM_INTRAOP_THREADS", str(thread_count())), ("TF_NUM_INTEROP_THREADS", "1")):
+        if name not in os.environ:
+            os.environ[name] = value
+            pinned.append(name)
+    os.environ[PINNED_ENV] = ",".join(pinned)
+
+
+@pytest.fixture(autouse=True)
+def _keras_global_config():
+    """Put Keras's process-wide settings back after each test that changed them: dtype policy
+    (mixed precision), floatx, epsilon, image data format. Costs nothing when Keras is not loaded."""
+    keras = sys.modules.get("keras")
+    saved = _keras_config(keras) if keras is not None else None
+    yield
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return
+    if saved is None:  # Keras was first imported by this test: its defaults were in force
+        saved = {"policy": "float32", "floatx": "float32", "epsilon": 1e-7, "format": "channels_last"}
+    if _keras_config(keras) != saved:
+        keras.config.set_dtype_policy(saved["policy"])
+        keras.config.set_floatx(saved["floatx"])
+        keras.config.set_epsilon(saved["epsilon"])
+        keras.config.set_image_data_format(saved["format"])
+
+
+def _keras_config(keras) -> dict:
+    return {
+        "policy": keras.config.dtype_policy().name,
+        "floatx": keras.config.floatx(),
+        "epsilon": keras.config.epsilon(),
+        "format": keras.config.image_data_format(),
+    }
+
 
 def shared_data_dir() -> Path | None:
     """The real datasets (``$CNNLAB_DATA_DIR``, else ``../shared/data`` beside the checkout)."""
@@ -60,7 +112,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     """Run ``python -m cnnlab ARGS`` in a real subprocess; returns the CompletedProcess.
 
     ``env`` adds variables to the environment; a value of None removes the variable."""
-    full_env = os.environ.copy()
+    pinned = set(os.environ.get(PINNED_ENV, "").split(","))
+    full_env = {k: v for k, v in os.environ.items() if k not in pinned and k != PINNED_ENV}
     full_env.setdefault("KERAS_BACKEND", "tensorflow")
     for key, value in (env or {}).items():
         if value is None:

@@ -74,15 +74,6 @@ def _keras_twin(name: str, input_shape, num_classes: int, seed: int):
     return create_model(name, input_shape=tuple(input_shape), num_classes=num_classes)
 
 
-def _scratch_module():
-    """:mod:`cnnlab.scratch`, or None if it cannot be imported (then level 1 is reported missing)."""
-    try:
-        from cnnlab import scratch
-    except ImportError:
-        return None
-    return scratch
-
-
 class _KerasLevel:
     """Level 3: the Keras model, trained by Keras (``compile`` + ``train_on_batch``)."""
 
@@ -132,7 +123,9 @@ class _LowLevel:
 class _ScratchLevel:
     """Level 1: NumPy forward and backward passes, NumPy SGD."""
 
-    def __init__(self, model, lr: float, scratch):
+    def __init__(self, model, lr: float):
+        from cnnlab import scratch
+
         self.net = scratch.from_keras(model)
         self.optimizer = scratch.SGD(lr)
 
@@ -171,7 +164,7 @@ def compare_levels(name: str, images, labels, steps: int = 10, lr: float = 0.1, 
     Returns a dict: ``logits_max_abs_diff`` (per twin, against Keras), ``losses`` (per level,
     one per step), ``loss_max_abs_diff``, ``weights_rel_diff`` (final weights, against Keras:
     ``||w - w_keras|| / ||w_keras||``), ``update_rel_diff`` (the same for the change of the
-    weights over the steps, a stricter test) and ``missing`` (levels that could not run, why).
+    weights over the steps, a stricter test).
     """
     images = np.asarray(images, dtype="float32")
     labels = np.asarray(labels).astype("int64")
@@ -180,13 +173,7 @@ def compare_levels(name: str, images, labels, steps: int = 10, lr: float = 0.1, 
                           f"{images.shape} and {labels.shape}")
     model = _keras_twin(name, images.shape[1:], num_classes, seed)
     initial = [np.array(w) for w in model.get_weights()]
-    levels = {"keras": _KerasLevel(model, lr), "lowlevel": _LowLevel(model, lr)}
-    missing = {}
-    scratch = _scratch_module()
-    if scratch is None:
-        missing["scratch"] = "cnnlab.scratch is not importable"
-    else:
-        levels["scratch"] = _ScratchLevel(model, lr, scratch)
+    levels = {"keras": _KerasLevel(model, lr), "lowlevel": _LowLevel(model, lr), "scratch": _ScratchLevel(model, lr)}
 
     reference = levels["keras"].logits(images)
     logits_diff = {level: float(np.max(np.abs(runner.logits(images) - reference)))
@@ -217,7 +204,6 @@ def compare_levels(name: str, images, labels, steps: int = 10, lr: float = 0.1, 
         "weights_rel_diff": {level: relative_difference(final[level], final["keras"]) for level in twins},
         "update_rel_diff": {level: relative_difference([w - w0 for w, w0 in zip(final[level], initial)], keras_update)
                             for level in twins},
-        "missing": missing,
     }
 
 
@@ -246,8 +232,6 @@ def format_report(report: dict, source: str | None = None) -> str:
     first, last = report["losses"]["keras"][:1], report["losses"]["keras"][-1:]
     if first:
         lines.append(f"keras loss: step 1 {first[0]:.5f} -> step {report['steps']} {last[0]:.5f}")
-    for level, why in report["missing"].items():
-        lines.append(f"{level}: not compared ({why})")
     return "\n".join(lines)
 
 

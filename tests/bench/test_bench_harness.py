@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.bench.harness import BENCHMARKS_DIR, Contender, alternate, python_cmd, task_args, training_flops
+from cnnlab.bench.contenders import Contender, module_cmd, python_cmd
+from cnnlab.bench.harness import alternate, task_args, training_flops
 from cnnlab.bench.machine import machine_info, matmul_gflops
 from cnnlab.bench.process import run_process
 from cnnlab.bench.protocol import parse_result
@@ -81,7 +82,7 @@ def test_process_reports_its_own_peak_memory():
 
 @pytest.mark.slow
 def test_plain_torch_contender_reports_throughput_per_segment():
-    contender = Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py")))
+    contender = Contender("plain PyTorch", module_cmd("plain_torch"))
     [measurement] = alternate([contender], rounds=1, extra_args=task_args("lenet5", 2, 2, 1))
     assert measurement.errors == []
     [result] = measurement.results
@@ -161,7 +162,7 @@ def test_time_to_accuracy_table_bounds_the_ratio_when_the_baseline_never_gets_th
     calls = []
 
     def fake_run_process(argv, env=None, timeout=None):
-        plain = any("plain_keras.py" in a for a in argv)
+        plain = "cnnlab.bench.contenders.plain_keras" in argv
         calls.append("plain" if plain else "cnnlab")
         result = ({"seconds_to_target": None, "test_accuracy": 0.75, "train_seconds": 1800.0} if plain else
                   {"seconds_to_target": 600.0, "test_accuracy": 0.81, "train_seconds": 600.0})

@@ -40,8 +40,7 @@ def test_from_keras_copies_dropout_rates_and_rejects_unknown_models():
 
 def _check_agreement(report: dict) -> None:
     """The issue's criteria: logits within 1e-4, same loss each step, weights within 1e-3."""
-    twins = ["lowlevel"] + (["scratch"] if "scratch" not in report["missing"] else [])
-    for level in twins:
+    for level in ("lowlevel", "scratch"):
         assert report["logits_max_abs_diff"][level] <= 1e-4, (level, report)
         np.testing.assert_allclose(report["losses"][level], report["losses"]["keras"], rtol=1e-4, atol=1e-5)
         assert report["weights_rel_diff"][level] <= 1e-3, (level, report)

@@ -7,7 +7,11 @@ busy one), each contender in a fresh process whose thread settings are fixed by 
 Figures are medians over rounds, ratios are ratios of medians, and each contender's process
 reports its peak resident memory (``os.wait4``).
 
-Entry points: :func:`run_benchmark` (``cnnlab bench``, ``python -m benchmarks``).
+The contenders are modules of the package (:mod:`cnnlab.bench.contenders`, :mod:`cnnlab.bench.worker`)
+run as ``python -m MODULE`` with the interpreter cnnlab is installed in, so an installed wheel
+benchmarks as a checkout does.
+
+Entry points: :func:`run_benchmark` (``cnnlab bench``; ``python -m benchmarks`` in a checkout).
 """
 
 from __future__ import annotations
@@ -20,27 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from cnnlab.bench.contenders import Contender, module_cmd, python_cmd
 from cnnlab.bench.process import ProcessResult, run_process
-from cnnlab.bench.protocol import DATASETS, REFERENCE_BATCH, parse_result
+from cnnlab.bench.protocol import DATASETS, REFERENCE_BATCH, SEGMENT_STEPS, Budget, parse_result
+from cnnlab.bench.report import Table, fmt, print_tables, ratio
 
-REPO = Path(__file__).resolve().parents[3]
-BENCHMARKS_DIR = REPO / "benchmarks"
 NETWORKS = ("lenet5", "mnist_cnn", "vgg_bn")
 SECTIONS = ("throughput", "memory", "startup", "tta", "tuning")
-
-# Steps per timed segment, chosen so a segment lasts ~1-3 s on a 2-core CPU (long enough that
-# timer and scheduling noise is small, short enough that the whole benchmark stays in minutes).
-SEGMENT_STEPS = {"lenet5": 150, "mnist_cnn": 40, "vgg_bn": 15}
-
-
-@dataclass(frozen=True)
-class Contender:
-    """One way of doing the thing measured: a command, and the environment it runs in."""
-
-    label: str
-    argv: tuple[str, ...]
-    env: dict = field(default_factory=dict, hash=False)
-    key: str = ""  # short name for --contender; defaults to the label
+PLAIN_KERAS = "plain_keras"  # modules of cnnlab.bench.contenders
+PLAIN_TORCH = "plain_torch"
 
 
 @dataclass
@@ -72,16 +64,12 @@ class Measurement:
         return statistics.median(ok) if ok else None
 
 
-def python_cmd(*args: str) -> tuple[str, ...]:
-    return (sys.executable, *args)
-
-
 def throughput_contenders(model: str, backends: Iterable[str] = ("tensorflow", "jax", "torch")) -> list[Contender]:
     """Plain Keras, plain PyTorch, cnnlab's default, and cnnlab on each backend, for ``model``."""
     worker = python_cmd("-m", "cnnlab.bench.worker", "--engine", "cnnlab")
     contenders = [
-        Contender("plain Keras (TF)", python_cmd(str(BENCHMARKS_DIR / "plain_keras.py")), key="plain-keras"),
-        Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py")), key="plain-torch"),
+        Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS), key="plain-keras"),
+        Contender("plain PyTorch", module_cmd(PLAIN_TORCH), key="plain-torch"),
         Contender("cnnlab default", worker, key="cnnlab"),
     ]
     for backend in backends:
@@ -176,42 +164,6 @@ def training_flops(models: Iterable[str]) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- sections
 
-@dataclass
-class Table:
-    """One table of the report: a title, column names, rows, and notes printed under it."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Budget:
-    """How much work each measurement does; ``quick`` is for smoke runs, not for figures."""
-
-    rounds: int = 3
-    repeats: int = 3
-    warmup_steps: int = 10
-    step_scale: float = 1.0
-    baseline_rounds: int | None = None  # tta: seeds the plain baseline runs for (None: every round)
-
-    @classmethod
-    def quick(cls) -> "Budget":
-        return cls(rounds=1, repeats=2, warmup_steps=3, step_scale=0.25)
-
-    def steps(self, model: str) -> int:
-        return max(2, round(SEGMENT_STEPS[model] * self.step_scale))
-
-
-def _fmt(value: float | None, spec: str = ",.0f") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    return "n/a" if not a or not b else f"{a / b:.2f}x"
-
-
 def throughput_section(models, budget: Budget, matmul: float, flops: dict, contenders_for=throughput_contenders,
                        keys: Iterable[str] | None = None, log=print) -> tuple[list[Table], dict]:
     """Training images/s per network and contender, ratios to the plain baselines, % of matmul, peak RSS."""
@@ -236,8 +188,8 @@ def throughput_section(models, budget: Budget, matmul: float, flops: dict, conte
             if rate and model in flops and matmul == matmul:  # NaN check: matmul not measured
                 share = 100 * rate * flops[model] / (matmul * 1e9)
             table.rows.append([
-                m.contender.label, _fmt(rate), spread, _ratio(rate, keras_rate), _ratio(rate, torch_rate),
-                _fmt(share, ".1f"), _fmt(m.median("images_per_cpu_s")), _fmt(m.median_rss_mb()),
+                m.contender.label, fmt(rate), spread, ratio(rate, keras_rate), ratio(rate, torch_rate),
+                fmt(share, ".1f"), fmt(m.median("images_per_cpu_s")), fmt(m.median_rss_mb()),
             ])
         if model in flops:
             table.notes.append(f"Training FLOPs/image = 3 x forward = {flops[model] / 1e6:,.1f} MFLOP. "
@@ -262,8 +214,8 @@ def memory_contenders(model: str, runs_dir: Path) -> list[Contender]:
     train_args = (model, DATASETS[model], str(MEMORY_STEPS), str(REFERENCE_BATCH[model]), str(runs_dir))
     data_args = task_args(model, MEMORY_STEPS, 1, 2, data="real")
     return [
-        Contender("plain Keras (TF)", python_cmd(str(BENCHMARKS_DIR / "plain_keras.py"), *data_args), key="plain-keras"),
-        Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py"), *data_args), key="plain-torch"),
+        Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS, *data_args), key="plain-keras"),
+        Contender("plain PyTorch", module_cmd(PLAIN_TORCH, *data_args), key="plain-torch"),
         Contender("cnnlab train()", python_cmd("-c", code, *train_args), key="cnnlab"),
     ]
 
@@ -281,7 +233,7 @@ def memory_section(models, budget: Budget, workdir: Path, keys=None, log=print) 
             rss = [r.peak_rss_mb for r in m.runs if r.returncode == 0]
             spread = f"{min(rss):,.0f}-{max(rss):,.0f}" if rss else "failed: " + "; ".join(m.errors[:1])
             median = statistics.median(rss) if rss else None
-            table.rows.append([model, DATASETS[model], m.contender.label, _fmt(median), spread])
+            table.rows.append([model, DATASETS[model], m.contender.label, fmt(median), spread])
     table.notes.append("Plain baselines convert the whole training set to float32 up front, as the tutorials do; "
                        "cnnlab keeps it as uint8 and converts each batch.")
     return [table]
@@ -350,8 +302,8 @@ def startup_section(budget: Budget, workdir: Path, log=print) -> list[Table]:
     for m in measurements:
         ok = [r.seconds for r in m.runs if r.returncode == 0]
         spread = f"{min(ok):.2f}-{max(ok):.2f}" if ok else "failed: " + "; ".join(m.errors[:1])
-        table.rows.append([m.contender.label, _fmt(m.median_seconds(), ".2f"), spread, _fmt(m.median_rss_mb())])
-        log(f"  {m.contender.label:<44} {_fmt(m.median_seconds(), '.2f')} s")
+        table.rows.append([m.contender.label, fmt(m.median_seconds(), ".2f"), spread, fmt(m.median_rss_mb())])
+        log(f"  {m.contender.label:<44} {fmt(m.median_seconds(), '.2f')} s")
     if predict_args is None:
         table.notes.append("cnnlab predict not measured: the tiny run it needs could not be trained here.")
     for backend in ("tensorflow", "jax", "torch"):
@@ -371,7 +323,7 @@ def tuning_contenders(model: str) -> list[Contender]:
     worker = python_cmd("-m", "cnnlab.bench.worker")
     tf_default_threads = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0"}  # 0 = TF decides
     return [
-        Contender("plain Keras (TF)", python_cmd(str(BENCHMARKS_DIR / "plain_keras.py"))),
+        Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS)),
         Contender("tf fit, TF thread defaults", worker + ("--engine", "fit"), tf_default_threads),
         Contender("tf fit, intra 2 inter 1", worker + ("--engine", "fit")),
         Contender("tf fit, intra 1 inter 1", worker + ("--engine", "fit"), {"CNNLAB_THREADS": "1"}),
@@ -391,7 +343,7 @@ def tuning_contenders(model: str) -> list[Contender]:
         Contender("jax fit", worker + ("--engine", "fit", "--backend", "jax")),
         Contender("jax train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "jax")),
         Contender("torch train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "torch")),
-        Contender("plain PyTorch", python_cmd(str(BENCHMARKS_DIR / "plain_torch.py"))),
+        Contender("plain PyTorch", module_cmd(PLAIN_TORCH)),
     ]
 
 
@@ -443,18 +395,6 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         if table.notes:
             lines += [""] + [f"{note}" for note in table.notes]
     return "\n".join(lines) + "\n"
-
-
-def print_tables(tables: list[Table], log=print) -> None:
-    for table in tables:
-        widths = [max(len(str(x)) for x in col) for col in zip(table.columns, *table.rows)]
-        log("")
-        log(table.title)
-        log("  ".join(c.ljust(w) for c, w in zip(table.columns, widths)))
-        for row in table.rows:
-            log("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-        for note in table.notes:
-            log(note)
 
 
 def run_benchmark(

@@ -1,6 +1,6 @@
-"""The contract between the benchmark harness and each contender process.
+"""The contract between the benchmark harness and each contender process, and its work budget.
 
-Every contender (``benchmarks/plain_keras.py``, ``benchmarks/plain_torch.py``,
+Every contender (``python -m cnnlab.bench.contenders.plain_keras``, ``...contenders.plain_torch``,
 ``python -m cnnlab.bench.worker``) is a separate program started in a fresh process with the
 same command-line options, and answers with one line on stdout::
 
@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -37,6 +38,31 @@ REFERENCE_BATCH = {"lenet5": 100, "mnist_cnn": 64, "vgg_bn": 64}
 LEARNING_RATES = {"lenet5": 1e-3, "mnist_cnn": 1e-4, "vgg_bn": 1e-3}
 DATASETS = {"lenet5": "mnist", "mnist_cnn": "mnist", "vgg_bn": "cifar10_jpg"}
 NUM_CLASSES = 10
+
+# Steps per timed segment, chosen so a segment lasts ~1-3 s on a 2-core CPU (long enough that
+# timer and scheduling noise is small, short enough that the whole benchmark stays in minutes).
+SEGMENT_STEPS = {"lenet5": 150, "mnist_cnn": 40, "vgg_bn": 15}
+
+
+@dataclass
+class Budget:
+    """How much work each measurement does; ``quick`` is for smoke runs, not for figures."""
+
+    rounds: int = 3
+    repeats: int = 3
+    warmup_steps: int = 10
+    step_scale: float = 1.0
+    baseline_rounds: int | None = None  # tta: seeds the plain baseline runs for (None: every round)
+    segment_steps: int | None = None  # steps per timed segment for every network (None: SEGMENT_STEPS scaled)
+
+    @classmethod
+    def quick(cls) -> Budget:
+        return cls(rounds=1, repeats=2, warmup_steps=3, step_scale=0.25)
+
+    def steps(self, model: str) -> int:
+        if self.segment_steps is not None:
+            return self.segment_steps
+        return max(2, round(SEGMENT_STEPS[model] * self.step_scale))
 
 
 def parse_args(description: str, argv: list[str] | None = None, extra: Callable | None = None) -> argparse.Namespace:

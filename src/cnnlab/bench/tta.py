@@ -2,7 +2,7 @@
 
 Contenders per task:
 
-* plain Keras: ``benchmarks/plain_keras.py --target-accuracy T`` trains epoch by epoch with
+* plain Keras: ``python -m cnnlab.bench.contenders.plain_keras --target-accuracy T`` trains epoch by epoch with
   ``model.fit`` and evaluates the test set after each epoch (evaluation time not counted);
 * cnnlab: ``cnnlab.train(recipe=...)`` for the fast recipe (the reference recipes' own times are
   in docs/results.md, from their run folders); the
@@ -24,9 +24,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.bench.harness import BENCHMARKS_DIR, Budget, Contender, Table, _fmt, python_cmd
+from cnnlab.bench.contenders import Contender, module_cmd, python_cmd
 from cnnlab.bench.process import run_process
-from cnnlab.bench.protocol import parse_result
+from cnnlab.bench.protocol import Budget, parse_result
+from cnnlab.bench.report import Table, fmt
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,8 @@ emit({"seconds_to_target": reached[0] if reached else None, "test_accuracy": run
 def tta_contenders(task: Task, seed: int, runs_dir: Path, baseline: bool = True) -> list[Contender]:
     """The plain-Keras baseline (when ``baseline``) and the cnnlab recipes, for one seed."""
     cap = ("--max-seconds", str(task.max_seconds)) if task.max_seconds else ()
-    plain = python_cmd(
-        str(BENCHMARKS_DIR / "plain_keras.py"), "--model", task.plain_model, "--data", "real",
+    plain = module_cmd(
+        "plain_keras", "--model", task.plain_model, "--data", "real",
         "--dataset", task.dataset, "--target-accuracy", str(task.target), "--max-epochs", str(task.max_epochs),
         *cap, "--seed", str(seed),
     )
@@ -132,8 +133,8 @@ def tta_section(budget: Budget, tasks=TASKS, log=print) -> list[Table]:
                 ratio = f"> {plain_floor / seconds:.1f}x faster (plain Keras never reached it)"
             else:
                 ratio = "n/a"
-            table.rows.append([task.dataset, f"{task.target:.2%}", label, _fmt(seconds, ".1f"), acc,
-                               _fmt(_median_of(rows, "train_seconds"), ".1f"), ratio])
+            table.rows.append([task.dataset, f"{task.target:.2%}", label, fmt(seconds, ".1f"), acc,
+                               fmt(_median_of(rows, "train_seconds"), ".1f"), ratio])
     capped = [f"{t.dataset} after {t.max_seconds:.0f} s" for t in tasks if t.max_seconds]
     if capped:
         table.notes.append("plain Keras is stopped at the end of the epoch that passes a time cap ("

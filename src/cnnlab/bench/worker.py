@@ -2,8 +2,8 @@
 
 ``python -m cnnlab.bench.worker --model mnist_cnn --backend jax --engine fit --jit on --spe 8``
 
-Until :mod:`cnnlab.training` exposes its training step, this worker measures the Keras-level ways
-cnnlab could train, so the choice can be made by measurement (docs/performance.md):
+It measures cnnlab's own training step and the Keras-level ways beside it, so that each runtime
+choice is made by measurement (docs/performance.md):
 
 * ``--engine fit``: ``model.fit`` on in-memory arrays, ``--spe`` steps per execution;
 * ``--engine train_on_batch``: a Python loop calling ``model.train_on_batch``;
@@ -16,8 +16,8 @@ cnnlab could train, so the choice can be made by measurement (docs/performance.m
   (4x less memory traffic in the input pipeline), instead of a float32 copy of the data set.
 
 The model comes from :func:`cnnlab.models.create_model` (logits; loss ``from_logits=True``).
-Thread settings come from the environment the harness gives the process, through
-:func:`cnnlab.backend.configure`.
+Thread settings come from the environment the harness gives the process (``CNNLAB_THREADS``,
+``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``), applied when :mod:`cnnlab._keras` loads Keras.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each command group lives in its own module with a ``register(app)`` function; on
 the standard library are imported here, so ``cnnlab --help`` answers without loading any
 framework. Errors caused by bad input (:class:`cnnlab.errors.CnnlabError`) are printed as one
 line on stderr with exit status 2; ``--debug`` shows the traceback instead.
+
+The global options (``--backend``, ``--data-dir``, ``--debug``) may be given before or after the
+command: :func:`hoist_global_options` moves them in front of it before Typer parses.
 """
 
 from __future__ import annotations
@@ -54,13 +57,56 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"cnnlab.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a command group not written yet
-        if exc.name != f"cnnlab.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"cnnlab.cli.{_name}").register(app)
+
+
+# The root's options, and whether each takes a value: accepted anywhere before a literal ``--``.
+GLOBAL_OPTIONS = {"--backend": True, "--data-dir": True, "--debug": False}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with the global options that follow the command moved in front of it.
+
+    ``cnnlab train --backend jax --model lenet5`` becomes ``cnnlab --backend jax train --model
+    lenet5``. Left in place: anything after a literal ``--`` (arguments, not options), an option
+    of the command's own with the same name, and the value of a command option that takes one
+    (``--note --debug`` is a note). An unknown command is left for Typer to report.
+    """
+    if not any(token.split("=", 1)[0] in GLOBAL_OPTIONS for token in argv):
+        return argv  # the common case costs nothing
+
+    def width(token: str) -> int:  # tokens a global option spans: --debug, --backend=jax, --backend jax
+        return 2 if GLOBAL_OPTIONS[token.split("=", 1)[0]] and "=" not in token else 1
+
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":  # options before the command
+        i += width(argv[i]) if argv[i].split("=", 1)[0] in GLOBAL_OPTIONS else 1
+    command = typer.main.get_command(app).commands.get(argv[i]) if i < len(argv) else None
+    if command is None:
+        return argv
+    takes_value = {}
+    for param in command.params:
+        if param.param_type_name == "option":  # Typer's own copy of Click: no isinstance against click
+            for name in (*param.opts, *param.secondary_opts):
+                takes_value[name] = not param.is_flag and not param.count
+    hoisted, rest = [], []
+    j = i + 1
+    while j < len(argv):
+        token = argv[j]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            rest += argv[j:]
+            break
+        if name in GLOBAL_OPTIONS and name not in takes_value and j + width(token) <= len(argv):
+            hoisted += argv[j : j + width(token)]
+            j += width(token)
+        elif takes_value.get(token):  # the command's option and its value, whatever the value looks like
+            rest += argv[j : j + 2]
+            j += 2
+        else:
+            rest.append(token)
+            j += 1
+    return [*argv[:i], *hoisted, argv[i], *rest]
 
 
 def _usage_error_line(exc: "typer.TyperException") -> str:
@@ -72,6 +118,7 @@ def _usage_error_line(exc: "typer.TyperException") -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
         # standalone_mode=False: usage errors reach us, so they are printed as one line
         # like every other error instead of Typer's multi-line box.

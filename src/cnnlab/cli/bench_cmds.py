@@ -27,6 +27,9 @@ def bench(
     recipe: Optional[List[str]] = typer.Option(
         None, "--recipe", metavar="NAME", help="tta only: the tasks of these fast recipes, e.g. fast-cifar10 (repeatable). Default: all."),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of alternation (default 3, --quick 1)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", min=1, metavar="N",
+        help="throughput/tuning: training steps per timed segment, every network (default: ~1-3 s of work each)."),
     baseline_rounds: Optional[int] = typer.Option(
         None, "--baseline-rounds", min=1, metavar="N",
         help="tta only: run the plain-Keras baseline for the first N seeds only (default: every round)."),
@@ -46,6 +49,7 @@ def bench(
     if rounds is not None:
         budget.rounds = rounds
     budget.baseline_rounds = baseline_rounds
+    budget.segment_steps = steps
     command = "cnnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     run_benchmark(only=only, quick=quick, out=out, models=model or NETWORKS, budget=budget, contenders=contender,
                   command=command, note=note, log=typer.echo, tta_datasets=dataset,

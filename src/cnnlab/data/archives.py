@@ -21,11 +21,6 @@ from cnnlab.errors import DataError
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
-def is_archive(path: Path) -> bool:
-    name = path.name.lower()
-    return path.is_file() and (name.endswith(TAR_SUFFIXES) or name.endswith(".zip"))
-
-
 def check_member_name(archive: Path, name: str) -> str:
     """The member's path, normalised; a DataError if it is absolute or climbs out with ``..``."""
     clean = name.replace("\\", "/")

@@ -12,7 +12,7 @@ from cnnlab._keras import keras
 from cnnlab.errors import ModelError
 from cnnlab.models.blocks import model_input
 from cnnlab.models.layers import BatchNormalization
-from cnnlab.models.registry import register_model
+from cnnlab.models.registration import register_model
 
 layers = keras.layers
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from cnnlab._keras import keras
 from cnnlab.errors import ModelError
 from cnnlab.models.blocks import ZeroPadShortcut, bn_relu, classifier, conv, conv_bn_relu, model_input
-from cnnlab.models.registry import register_model
+from cnnlab.models.registration import register_model
 
 layers = keras.layers
 

@@ -9,7 +9,6 @@ are listed with how far they got.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
@@ -125,12 +124,3 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def results_json(runs_dir: Path) -> str:
-    """The same facts as JSON (for scripts)."""
-    out = {}
-    for name, runs in collect_runs(Path(runs_dir)).items():
-        out[name] = [{"run": run.path.name, "finished": run.finished, "metrics": run.metrics,
-                      "progress": run.progress()} for run in runs]
-    return json.dumps(out, indent=2)
