@@ -189,9 +189,6 @@ def test_the_checker_finds_hidden_relative_and_reexport_cycles(tmp_path):
     assert "cnnlab/a.py:2" in report
 
 
-# Cycles through the training core (training/, backend.py, _keras.py, inference/forward.py) are
-# being removed with its redesign; drop this mark when that lands.
-@pytest.mark.xfail(strict=False, reason="import cycles remain through the training core, being redesigned")
 def test_no_import_cycles_in_cnnlab():
     graph, edges = import_graph()
     assert len(graph) > 50  # the whole package was read
