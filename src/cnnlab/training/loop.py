@@ -29,8 +29,9 @@ from cnnlab.errors import ConfigError, RunError, TrainingDiverged
 from cnnlab.io import atomic_path, atomic_write_json
 from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
-from cnnlab.training.run import (CONFIG, FINAL_MODEL, HISTORY, HISTORY_FIELDS, LOG, METRICS, VALIDATION,
-                                 VALIDATION_FIELDS, Run, default_run_name, write_rows)
+from cnnlab.training.run import (CONFIG, FINAL_MODEL, HISTORY, HISTORY_FIELDS, LOG, METRICS, RUN_SCHEMA, VALIDATION,
+                                 VALIDATION_FIELDS, Run, check_same_data, default_run_name, lock_run_folder,
+                                 new_run_folder, write_rows)
 
 EVAL_BATCH = 500  # images per forward pass when validating / testing
 ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
@@ -106,9 +107,7 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
     _select_backend(config)
     runs_dir = Path(runs_dir).expanduser()
     run_name = name or default_run_name(config.model, config.dataset, runs_dir)
-    path = runs_dir / run_name
-    if path.exists() and any(path.iterdir()):
-        raise ConfigError(f"--name: run folder {path} already exists; choose another name or --resume {path}")
+    path = new_run_folder(runs_dir, run_name)  # stays inside runs_dir; an existing run is refused
     return _Session(config, path, data_dir=data_dir, verbose=verbose, data=preloaded).run()
 
 
@@ -176,11 +175,14 @@ class _Session:
 
     # --- set-up
     def run(self) -> Run:
+        self._build()  # bad data / model options fail here, before anything is written
+        with lock_run_folder(self.path, new=self.resume_from is None):  # one writer; creates a new run's folder
+            return self._run_locked()
+
+    def _run_locked(self) -> Run:
         from cnnlab.training.progress import Reporter, close_log, open_log
         from cnnlab.training.tensorboard import TensorBoardLog
 
-        self._build()  # bad data / model options fail here, before anything is written
-        self.path.mkdir(parents=True, exist_ok=True)
         self.logger = open_log(self.path / LOG)
         self.report = Reporter(self.logger, verbose=self.verbose)
         self.tensorboard = TensorBoardLog(self.path / "tensorboard", self.logger)
@@ -211,6 +213,7 @@ class _Session:
         with quiet_native_stderr():  # on JAX and torch this imports TensorFlow (to seed tf.data), which logs
             keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
         self.data = self.preloaded or load_run_dataset(config, self.data_dir)
+        self.data_fingerprint = check_same_data(self.resume_from, self.data)  # a resume needs the same data
         if self.resume_from is not None:
             self.preprocessing = self.resume_from.preprocessing
         else:
@@ -248,6 +251,7 @@ class _Session:
 
         data = self.data
         document = {
+            "schema": RUN_SCHEMA,
             "train": self.config.to_dict(),
             "preprocessing": self.preprocessing.to_dict(),
             "augmentation": self.augmentation.to_dict(),
@@ -260,6 +264,7 @@ class _Session:
             "batches_per_epoch": self.batches_per_epoch,
             "total_steps": self.total_steps,
             "params": self.engine.param_count(),
+            "data_fingerprint": self.data_fingerprint,
             "versions": describe(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
