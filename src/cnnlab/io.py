@@ -36,6 +36,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename is None or os.fspath(exc.filename) == os.fspath(tmp_path):  # name what the user asked for
+            raise OSError(exc.errno, exc.strerror or str(exc), os.fspath(path)) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

@@ -75,15 +75,19 @@ def _usage_error_line(exc: "typer.TyperException") -> str:
 def main(argv: list[str] | None = None) -> None:
     # Warnings (NumPy's overflow, Pillow's decompression-bomb notice, ...) are held back while the
     # command runs: after a success they are shown, after an error the one-line message stands alone.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        try:
-            _run(argv)
-        except SystemExit as exit:
-            if not exit.code:
-                _show(caught)
-            raise
-        _show(caught)
+    failed, caught = True, []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                _run(argv)
+                failed = False
+            except SystemExit as exit:
+                failed = bool(exit.code)
+                raise
+    finally:
+        if not failed:
+            _show(caught)
 
 
 def _show(caught) -> None:

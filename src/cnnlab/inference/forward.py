@@ -105,7 +105,14 @@ def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = D
                for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    logits = np.concatenate(outputs).astype(np.float32, copy=False)
+    if not np.isfinite(logits).all():
+        from cnnlab.errors import RunError
+
+        bad = int((~np.isfinite(logits)).any(axis=1).sum())
+        raise RunError(f"the model's outputs are not finite for {bad} of {len(logits)} images (NaN or infinite); "
+                       f"its weights or the run's preprocessing statistics in config.json are damaged")
+    return logits
 
 
 def tta_logits(forward, x: np.ndarray, mode: str = "none") -> np.ndarray:

@@ -314,21 +314,26 @@ def _check_preprocessing(c: _Checker, pre: dict, input_shape: list) -> None:
             wanted = (channels,) if normalize == "standardize" else ()
         else:
             wanted = expected
-        if not _numeric_array(value, wanted):
-            c.fail(f"preprocessing.{key}", f"finite numbers of shape {list(wanted)}", value)
+        # statistics of images scaled to 0..1 (standardize) or 0..255 (center); a std of 0 would divide by ~0
+        top = 1.0 if normalize == "standardize" else 255.0
+        low = 0.0 if key == "mean" else 1e-6
+        if not _numeric_array(value, wanted, low, top):
+            c.fail(f"preprocessing.{key}", f"numbers in [{low:g}, {top:g}] of shape {list(wanted)}", value)
     if [size[0] + 2 * pad, size[1] + 2 * pad, channels] != input_shape:
         c.fail("input_shape", f"{[size[0] + 2 * pad, size[1] + 2 * pad, channels]} (preprocessing's output)",
                input_shape)
 
 
-def _numeric_array(value, shape=None) -> bool:
+def _numeric_array(value, shape=None, low=None, high=None) -> bool:
     import numpy as np
 
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
     if array.dtype != np.float64 or not np.isfinite(array).all():
+        return False
+    if low is not None and array.size and (array.min() < low or array.max() > high):
         return False
     return shape is None or tuple(array.shape) == tuple(shape)
 
