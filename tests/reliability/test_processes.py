@@ -153,8 +153,8 @@ def test_two_trainings_with_one_name_and_two_resumes_of_one_run(tmp_path):
     from cnnlab.training import Run
 
     runs = tmp_path / "runs"
-    args = [*TRAIN, "--model", "lenet5", "--pad", "2", "--steps", "60", "--runs-dir", runs, "--name", "same"]
-    for steps, round_args in ((60, args), (120, ["train", "--resume", runs / "same", "--steps", "120", "-q"])):
+    args = [*TRAIN, "--model", "softmax", "--steps", "300", "--runs-dir", runs, "--name", "same"]
+    for steps, round_args in ((300, args), (600, ["train", "--resume", runs / "same", "--steps", "600", "-q"])):
         processes = [_start(round_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         results = [p.communicate(timeout=600) + (p.returncode,) for p in processes]
         codes = sorted(code for _, _, code in results)
