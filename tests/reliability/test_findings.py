@@ -46,8 +46,20 @@ def test_finding_2_export_never_replaces_a_users_file_without_force(run_copy, tm
 def test_finding_8_name_stays_inside_runs_dir(tmp_path, capsys):
     runs = tmp_path / "runs"
     for name in ("../outside", "a/../../outside", str(tmp_path / "outside"), "..", ".", "x\x00y"):
-        code, out, err = call_cli(capsys, "train", "--model", "softmax", "--dataset", "digits", "--steps", "1",
-                                  "--runs-dir", runs, "--name", name)
+        code, out, err = call_cli(
+            capsys,
+            "train",
+            "--model",
+            "softmax",
+            "--dataset",
+            "digits",
+            "--steps",
+            "1",
+            "--runs-dir",
+            runs,
+            "--name",
+            name,
+        )
         assert code == 2 and "--name" in err, (name, err)
     assert not (tmp_path / "outside").exists() and not runs.exists()
 
@@ -64,8 +76,7 @@ def test_finding_8_resume_on_different_data_is_refused(tmp_path, capsys):
         (root / cls).mkdir(parents=True)
         for i in range(12):
             Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(root / cls / f"{i}.png")
-    run = train("softmax", f"folder:{root}", runs_dir=tmp_path / "runs", name="f", steps=2, batch_size=8,
-                verbose=False)
+    run = train("softmax", f"folder:{root}", runs_dir=tmp_path / "runs", name="f", steps=2, batch_size=8, verbose=False)
     assert len(run.config["data_fingerprint"]) == 32
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "a" / "0.png")  # one image changed
     config = run.path / "config.json"

@@ -14,7 +14,6 @@ import os
 import resource
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.reliability.conftest import call_cli, no_temporaries, snapshot, unchanged
@@ -38,22 +37,110 @@ def _options(run: Path, tmp: Path, image: Path) -> dict[str, tuple[list, list]]:
         "export-keras-suffix": (["export", run, "--format", "keras", "--out", tmp / "m.h5"], ["--out"]),
         "export-checkpoint": (["export", run, "--checkpoint", "worst"], ["worst"]),
         "plot-missing-run": (["plot", tmp / "nothing"], [tmp / "nothing"]),
-        "name-dotdot": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs,
-                         "--name", "../escaped"], ["--name"]),
-        "name-absolute": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs,
-                           "--name", str(tmp / "abs")], ["--name"]),
-        "name-nested": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs,
-                         "--name", "a/b"], ["--name"]),
-        "name-hidden": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs,
-                         "--name", ".hidden"], ["--name"]),
-        "name-empty": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs,
-                        "--name", " "], ["--name"]),
-        "name-existing-run": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir",
-                               run.parent, "--name", run.name], ["already exists"]),
-        "name-foreign-folder": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir",
-                                 tmp.parent, "--name", tmp.name], ["not a cnnlab run folder"]),
-        "runs-dir-is-file": (["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir",
-                              tmp / "a-file", "--name", "x"], ["--runs-dir"]),
+        "name-dotdot": (
+            [
+                "train",
+                "--model",
+                "softmax",
+                "--dataset",
+                "digits",
+                "--steps",
+                "1",
+                "--runs-dir",
+                runs,
+                "--name",
+                "../escaped",
+            ],
+            ["--name"],
+        ),
+        "name-absolute": (
+            [
+                "train",
+                "--model",
+                "softmax",
+                "--dataset",
+                "digits",
+                "--steps",
+                "1",
+                "--runs-dir",
+                runs,
+                "--name",
+                str(tmp / "abs"),
+            ],
+            ["--name"],
+        ),
+        "name-nested": (
+            ["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs, "--name", "a/b"],
+            ["--name"],
+        ),
+        "name-hidden": (
+            [
+                "train",
+                "--model",
+                "softmax",
+                "--dataset",
+                "digits",
+                "--steps",
+                "1",
+                "--runs-dir",
+                runs,
+                "--name",
+                ".hidden",
+            ],
+            ["--name"],
+        ),
+        "name-empty": (
+            ["train", "--model", "softmax", "--dataset", "digits", "--steps", "1", "--runs-dir", runs, "--name", " "],
+            ["--name"],
+        ),
+        "name-existing-run": (
+            [
+                "train",
+                "--model",
+                "softmax",
+                "--dataset",
+                "digits",
+                "--steps",
+                "1",
+                "--runs-dir",
+                run.parent,
+                "--name",
+                run.name,
+            ],
+            ["already exists"],
+        ),
+        "name-foreign-folder": (
+            [
+                "train",
+                "--model",
+                "softmax",
+                "--dataset",
+                "digits",
+                "--steps",
+                "1",
+                "--runs-dir",
+                tmp.parent,
+                "--name",
+                tmp.name,
+            ],
+            ["not a cnnlab run folder"],
+        ),
+        "runs-dir-is-file": (
+            [
+                "train",
+                "--model",
+                "softmax",
+                "--dataset",
+                "digits",
+                "--steps",
+                "1",
+                "--runs-dir",
+                tmp / "a-file",
+                "--name",
+                "x",
+            ],
+            ["--runs-dir"],
+        ),
         "resume-missing": (["train", "--resume", tmp / "gone"], [tmp / "gone"]),
         "resume-file": (["train", "--resume", tmp / "a-file"], [tmp / "a-file"]),
         "resume-changes-lr": (["train", "--resume", run, "--lr", "0.5"], ["--lr"]),
@@ -64,11 +151,32 @@ def _options(run: Path, tmp: Path, image: Path) -> dict[str, tuple[list, list]]:
 
 
 OPTION_CASES = [
-    "evaluate-split", "evaluate-batch-zero", "evaluate-checkpoint", "evaluate-missing-run", "evaluate-file-as-run",
-    "evaluate-empty-folder", "predict-top-k-zero", "predict-top-k-text", "export-format", "export-keras-suffix",
-    "export-checkpoint", "plot-missing-run", "name-dotdot", "name-absolute", "name-nested", "name-hidden",
-    "name-empty", "name-existing-run", "name-foreign-folder", "runs-dir-is-file", "resume-missing", "resume-file",
-    "resume-changes-lr", "resume-finished", "show-unknown-dataset", "show-grid",
+    "evaluate-split",
+    "evaluate-batch-zero",
+    "evaluate-checkpoint",
+    "evaluate-missing-run",
+    "evaluate-file-as-run",
+    "evaluate-empty-folder",
+    "predict-top-k-zero",
+    "predict-top-k-text",
+    "export-format",
+    "export-keras-suffix",
+    "export-checkpoint",
+    "plot-missing-run",
+    "name-dotdot",
+    "name-absolute",
+    "name-nested",
+    "name-hidden",
+    "name-empty",
+    "name-existing-run",
+    "name-foreign-folder",
+    "runs-dir-is-file",
+    "resume-missing",
+    "resume-file",
+    "resume-changes-lr",
+    "resume-finished",
+    "show-unknown-dataset",
+    "show-grid",
 ]
 
 
@@ -91,6 +199,7 @@ def test_bad_options(tiny_run, tmp_path, image, clean_error, case):
 
 # ----------------------------------------------------------------------------- output paths (findings 1 and 2)
 
+
 def _outputs(run: Path, tmp: Path) -> dict[str, tuple[list, list]]:
     (tmp / "notes.txt").write_text("my notes\n")
     (tmp / "notes.keras").write_text("not a model\n")
@@ -101,22 +210,34 @@ def _outputs(run: Path, tmp: Path) -> dict[str, tuple[list, list]]:
     os.mkfifo(tmp / "pipe.onnx")
     return {
         "keras-over-run-model": (["export", run, "--format", "keras", "--out", run / "model.keras"], ["model.keras"]),
-        "keras-into-checkpoints": (["export", run, "--format", "keras", "--out", run / "checkpoints" / "m.keras"],
-                                   ["checkpoints"]),
+        "keras-into-checkpoints": (
+            ["export", run, "--format", "keras", "--out", run / "checkpoints" / "m.keras"],
+            ["checkpoints"],
+        ),
         "saved-model-over-run": (["export", run, "--format", "saved_model", "--out", run], ["run folder itself"]),
         "onnx-over-train-log": (["export", run, "--format", "onnx", "--out", run / "train.log"], ["train.log"]),
         "onnx-sidecar-over-config": (["export", run, "--format", "onnx", "--out", run / "config"], ["config.json"]),
-        "onnx-into-tensorboard": (["export", run, "--format", "onnx", "--out", run / "tensorboard" / "m.onnx"],
-                                  ["tensorboard"]),
-        "saved-model-over-file": (["export", run, "--format", "saved_model", "--out", tmp / "notes.txt"],
-                                  ["notes.txt", "--force"]),
-        "saved-model-over-foreign-folder": (["export", run, "--format", "saved_model", "--out", tmp / "busy"],
-                                            ["busy", "--force"]),
-        "keras-over-text": (["export", run, "--format", "keras", "--out", tmp / "notes.keras"],
-                            ["notes.keras", "--force"]),
+        "onnx-into-tensorboard": (
+            ["export", run, "--format", "onnx", "--out", run / "tensorboard" / "m.onnx"],
+            ["tensorboard"],
+        ),
+        "saved-model-over-file": (
+            ["export", run, "--format", "saved_model", "--out", tmp / "notes.txt"],
+            ["notes.txt", "--force"],
+        ),
+        "saved-model-over-foreign-folder": (
+            ["export", run, "--format", "saved_model", "--out", tmp / "busy"],
+            ["busy", "--force"],
+        ),
+        "keras-over-text": (
+            ["export", run, "--format", "keras", "--out", tmp / "notes.keras"],
+            ["notes.keras", "--force"],
+        ),
         "keras-over-folder": (["export", run, "--format", "keras", "--out", tmp / "folder.keras"], ["folder.keras"]),
-        "keras-under-file": (["export", run, "--format", "keras", "--out", tmp / "notes.txt" / "m.keras"],
-                             ["notes.txt"]),
+        "keras-under-file": (
+            ["export", run, "--format", "keras", "--out", tmp / "notes.txt" / "m.keras"],
+            ["notes.txt"],
+        ),
         "onnx-over-fifo": (["export", run, "--format", "onnx", "--out", tmp / "pipe.onnx"], ["pipe.onnx", "FIFO"]),
         "show-over-text": (["show", "digits", "--out", tmp / "picture.png"], ["picture.png", "--force"]),
         "show-over-folder": (["show", "digits", "--out", tmp / "busy"], ["busy"]),
@@ -124,17 +245,36 @@ def _outputs(run: Path, tmp: Path) -> dict[str, tuple[list, list]]:
         "show-over-run-history": (["show", "digits", "--out", run / "history.csv"], ["history.csv"]),
         "results-over-config": (["results", "--runs-dir", run.parent, "--out", run / "config.json"], ["config.json"]),
         "results-over-device": (["results", "--runs-dir", run.parent, "--out", "/dev/null"], ["/dev/null"]),
-        "results-under-file": (["results", "--runs-dir", run.parent, "--out", tmp / "notes.txt" / "r.md"],
-                               ["notes.txt"]),
+        "results-under-file": (
+            ["results", "--runs-dir", run.parent, "--out", tmp / "notes.txt" / "r.md"],
+            ["notes.txt"],
+        ),
     }
 
 
-OUTPUT_CASES = sorted([
-    "keras-over-run-model", "keras-into-checkpoints", "saved-model-over-run", "onnx-over-train-log",
-    "onnx-sidecar-over-config", "onnx-into-tensorboard", "saved-model-over-file", "saved-model-over-foreign-folder",
-    "keras-over-text", "keras-over-folder", "keras-under-file", "onnx-over-fifo", "show-over-text",
-    "show-over-folder", "show-into-run-plots", "show-over-run-history", "results-over-config",
-    "results-over-device", "results-under-file"])
+OUTPUT_CASES = sorted(
+    [
+        "keras-over-run-model",
+        "keras-into-checkpoints",
+        "saved-model-over-run",
+        "onnx-over-train-log",
+        "onnx-sidecar-over-config",
+        "onnx-into-tensorboard",
+        "saved-model-over-file",
+        "saved-model-over-foreign-folder",
+        "keras-over-text",
+        "keras-over-folder",
+        "keras-under-file",
+        "onnx-over-fifo",
+        "show-over-text",
+        "show-over-folder",
+        "show-into-run-plots",
+        "show-over-run-history",
+        "results-over-config",
+        "results-over-device",
+        "results-under-file",
+    ]
+)
 
 
 @pytest.mark.parametrize("case", OUTPUT_CASES)
@@ -165,6 +305,7 @@ def test_export_into_the_run_export_folder_twice(run_copy, capsys):
 
 # ----------------------------------------------------------------------------- predict on hostile files
 
+
 def _predict_inputs(tmp: Path) -> dict[str, Path]:
     from tests.reliability.test_fuzz_data import _jpeg_truncated, _png_header
 
@@ -181,13 +322,37 @@ def _predict_inputs(tmp: Path) -> dict[str, Path]:
     (files / "dir.png").mkdir()
     (files / "no-images").mkdir()
     (files / "no-images" / "readme.txt").write_text("hi\n")
-    return {name: files / name for name in ("text.png", "empty.png", "trunc.jpg", "bomb.png", "zero.png",
-                                            "pipe.png", "dev.png", "broken.png", "dir.png", "no-images",
-                                            "missing.png")}
+    return {
+        name: files / name
+        for name in (
+            "text.png",
+            "empty.png",
+            "trunc.jpg",
+            "bomb.png",
+            "zero.png",
+            "pipe.png",
+            "dev.png",
+            "broken.png",
+            "dir.png",
+            "no-images",
+            "missing.png",
+        )
+    }
 
 
-PREDICT_CASES = ["text.png", "empty.png", "trunc.jpg", "bomb.png", "zero.png", "pipe.png", "dev.png", "broken.png",
-                 "dir.png", "no-images", "missing.png"]
+PREDICT_CASES = [
+    "text.png",
+    "empty.png",
+    "trunc.jpg",
+    "bomb.png",
+    "zero.png",
+    "pipe.png",
+    "dev.png",
+    "broken.png",
+    "dir.png",
+    "no-images",
+    "missing.png",
+]
 
 
 @pytest.mark.parametrize("case", PREDICT_CASES)
@@ -198,8 +363,13 @@ def test_predict_hostile_files(tiny_run, tmp_path, clean_error, case):
 
 # ----------------------------------------------------------------------------- operating-system faults (finding 6)
 
-FAULTS = {"ENOSPC": "no space left on device", "EROFS": "read-only file system", "EFBIG": "file too large",
-          "EDQUOT": "disk quota exceeded", "EACCES": "permission denied"}
+FAULTS = {
+    "ENOSPC": "no space left on device",
+    "EROFS": "read-only file system",
+    "EFBIG": "file too large",
+    "EDQUOT": "disk quota exceeded",
+    "EACCES": "permission denied",
+}
 
 
 def _fault_commands(run: Path, tmp: Path) -> dict[str, list]:
@@ -278,8 +448,8 @@ def test_warnings_do_not_leak_around_an_error(run_copy, capsys, monkeypatch):
     real_read_json = run_module.read_json
 
     def noisy_read_json(path):
-        warnings.warn("overflow encountered in multiply", RuntimeWarning)
-        warnings.warn("Image size (100000000 pixels) exceeds limit", UserWarning)
+        warnings.warn("overflow encountered in multiply", RuntimeWarning, stacklevel=2)
+        warnings.warn("Image size (100000000 pixels) exceeds limit", UserWarning, stacklevel=2)
         return real_read_json(path)
 
     monkeypatch.setattr(run_module, "read_json", noisy_read_json)

@@ -106,18 +106,17 @@ def test_idx_gzip(tmp_path, clean_error, monkeypatch, case):
     data = plain.read_bytes()
     plain.unlink()
     (folder / f"{IMAGES}.gz").write_bytes(GZ_CASES[case](data))
-    clean_error(["show", f"idx:{folder}", "--out", tmp_path / "grid.png"], [folder / f"{IMAGES}.gz"],
-                protect=[folder])
+    clean_error(["show", f"idx:{folder}", "--out", tmp_path / "grid.png"], [folder / f"{IMAGES}.gz"], protect=[folder])
 
 
 def test_idx_uncompressed_over_the_file_limit(tmp_path, clean_error, monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_FILE_BYTES", "10000")
     folder = _idx_folder(tmp_path)
-    clean_error(["show", f"idx:{folder}", "--out", tmp_path / "grid.png"], [folder / IMAGES, "limit"],
-                protect=[folder])
+    clean_error(["show", f"idx:{folder}", "--out", tmp_path / "grid.png"], [folder / IMAGES, "limit"], protect=[folder])
 
 
 # ----------------------------------------------------------------------------- CIFAR pickles (cifar10)
+
 
 class _Evil:
     def __reduce__(self):
@@ -183,8 +182,7 @@ def test_cifar_pickles(tmp_path, clean_error, monkeypatch, case):
     data_dir, folder = _cifar_dir(tmp_path)
     name, content = CIFAR_CASES[case]
     (folder / name).write_bytes(content)
-    clean_error(["--data-dir", data_dir, "show", "cifar10", "--out", tmp_path / "grid.png"], [name],
-                protect=[data_dir])
+    clean_error(["--data-dir", data_dir, "show", "cifar10", "--out", tmp_path / "grid.png"], [name], protect=[data_dir])
     assert not (tmp_path / "pwned.txt").exists()
 
 
@@ -199,18 +197,23 @@ def test_cifar_batch_not_a_file(tmp_path, clean_error, case):
         path.mkdir()
     elif case == "device":
         path.symlink_to("/dev/zero")
-    clean_error(["--data-dir", data_dir, "show", "cifar10", "--out", tmp_path / "grid.png"], ["data_batch_3"],
-                protect=[data_dir])
+    clean_error(
+        ["--data-dir", data_dir, "show", "cifar10", "--out", tmp_path / "grid.png"],
+        ["data_batch_3"],
+        protect=[data_dir],
+    )
 
 
 def test_cifar_batch_over_the_member_limit(tmp_path, clean_error, monkeypatch):
     monkeypatch.setenv("CNNLAB_MAX_MEMBER_BYTES", "20000")
     data_dir, folder = _cifar_dir(tmp_path)
-    clean_error(["--data-dir", data_dir, "show", "cifar10", "--out", tmp_path / "grid.png"], ["limit"],
-                protect=[data_dir])
+    clean_error(
+        ["--data-dir", data_dir, "show", "cifar10", "--out", tmp_path / "grid.png"], ["limit"], protect=[data_dir]
+    )
 
 
 # ----------------------------------------------------------------------------- image folders (folder:PATH)
+
 
 def _png(value=0, size=(8, 8)):
     return png_bytes(np.full((*size, 1), value, np.uint8))
@@ -218,6 +221,7 @@ def _png(value=0, size=(8, 8)):
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares width x height (grayscale, 8 bit) and whose data is empty."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -311,6 +315,7 @@ def test_folder_empty(tmp_path, clean_error):
 
 # ----------------------------------------------------------------------------- archives (folder:ARCHIVE)
 
+
 def _tar(path: Path, members: list[tarfile.TarInfo], contents: dict[str, bytes] | None = None, mode="w:gz") -> Path:
     with tarfile.open(path, mode) as tar:
         for info in members:
@@ -369,8 +374,9 @@ def test_tar_member_over_the_limit_is_refused_before_reading(tmp_path, clean_err
     members.append(_member(big, contents[big]))
     archive = _tar(tmp_path / "set.tar.gz", members, contents)
     assert archive.stat().st_size < 100_000
-    clean_error(["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive, "big.png", "limit"],
-                protect=[tmp_path])
+    clean_error(
+        ["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive, "big.png", "limit"], protect=[tmp_path]
+    )
 
 
 def test_tar_total_over_the_archive_limit(tmp_path, clean_error, monkeypatch):
@@ -389,8 +395,14 @@ def test_tar_damaged(tmp_path, clean_error, case):
     else:
         _tar(archive, members, contents, mode="w" if case == "plain-tar-truncated" else "w:gz")
         data = archive.read_bytes()
-        archive.write_bytes({"truncated": data[: len(data) // 2], "garbage": bytes(range(256)) * 10,
-                             "empty": b"", "plain-tar-truncated": data[:700]}[case])
+        archive.write_bytes(
+            {
+                "truncated": data[: len(data) // 2],
+                "garbage": bytes(range(256)) * 10,
+                "empty": b"",
+                "plain-tar-truncated": data[:700],
+            }[case]
+        )
     clean_error(["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive], protect=[tmp_path])
 
 
@@ -408,8 +420,12 @@ def _zip_members():
 @pytest.mark.parametrize("case", ["dotdot", "absolute", "backslash-dotdot", "drive-letter"])
 def test_zip_hostile_names(tmp_path, clean_error, case):
     members = _zip_members()
-    name = {"dotdot": "set/../../evil.png", "absolute": "/tmp/evil.png", "backslash-dotdot": "set\\..\\..\\evil.png",
-            "drive-letter": "C:/evil.png"}[case]
+    name = {
+        "dotdot": "set/../../evil.png",
+        "absolute": "/tmp/evil.png",
+        "backslash-dotdot": "set\\..\\..\\evil.png",
+        "drive-letter": "C:/evil.png",
+    }[case]
     members[name] = _png()
     archive = _zip(tmp_path / "set.zip", members)
     clean_error(["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive], protect=[tmp_path])
@@ -420,8 +436,9 @@ def test_zip_member_declared_over_the_limit(tmp_path, clean_error, monkeypatch):
     members = _zip_members()
     members["set/train/cat/big.png"] = _png() + bytes(4 << 20)
     archive = _zip(tmp_path / "set.zip", members)
-    clean_error(["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive, "big.png", "limit"],
-                protect=[tmp_path])
+    clean_error(
+        ["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive, "big.png", "limit"], protect=[tmp_path]
+    )
 
 
 @pytest.mark.parametrize("case", ["truncated", "garbage", "bad-crc", "unknown-compression", "size-lie"])
@@ -439,12 +456,12 @@ def test_zip_damaged(tmp_path, clean_error, case):
         for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
             at = data.find(signature)
             while at >= 0:
-                data[at + offset:at + offset + 2] = struct.pack("<H", 99)
+                data[at + offset : at + offset + 2] = struct.pack("<H", 99)
                 at = data.find(signature, at + 4)
     else:  # the central directory says each member is 4 GB: refused from the header alone
         at = data.find(b"PK\x01\x02")
         while at >= 0:
-            data[at + 24:at + 28] = struct.pack("<I", 0xFFFFFFF0)
+            data[at + 24 : at + 28] = struct.pack("<I", 0xFFFFFFF0)
             at = data.find(b"PK\x01\x02", at + 4)
     archive.write_bytes(bytes(data))
     clean_error(["show", f"folder:{archive}", "--out", tmp_path / "grid.png"], [archive], protect=[tmp_path])

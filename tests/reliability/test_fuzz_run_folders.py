@@ -68,12 +68,26 @@ def _dangling(path):
     path.symlink_to(path.parent / "nowhere")
 
 
-BYTE_MUTATIONS = {f.__name__.strip("_"): f for f in (_empty, _garbage, _not_utf8, _truncated, _json_list,
-                                                        _json_string, _deep_nesting, _fifo, _folder, _device,
-                                                        _dangling)}
+BYTE_MUTATIONS = {
+    f.__name__.strip("_"): f
+    for f in (
+        _empty,
+        _garbage,
+        _not_utf8,
+        _truncated,
+        _json_list,
+        _json_string,
+        _deep_nesting,
+        _fifo,
+        _folder,
+        _device,
+        _dangling,
+    )
+}
 
 
 # ----------------------------------------------------------------------------- field-level edits
+
 
 def _edit(path: Path, change):
     document = json.loads(path.read_text())
@@ -88,6 +102,7 @@ def _set(dotted, value):
         for key in parents:
             target = target[key]
         target[last] = value
+
     return change
 
 
@@ -98,6 +113,7 @@ def _drop(dotted):
         for key in parents:
             target = target[key]
         del target[last]
+
     return change
 
 
@@ -160,6 +176,7 @@ def _culprit(run: Path, relative: str) -> Path:
 
 # ----------------------------------------------------------------------------- config.json, read by every command
 
+
 def _commands(run: Path, tmp: Path, image: Path) -> dict[str, list]:
     return {
         "evaluate": ["evaluate", run],
@@ -180,17 +197,23 @@ def image(tmp_path):
 
 
 ONE_READER = ("json_string", "deep_nesting", "dangling", "device", "not_utf8")  # evaluate alone suffices
-CONFIG_CASES = [(command, mutation) for mutation in sorted(BYTE_MUTATIONS)
-                for command in ("evaluate", "predict", "export", "plot", "resume")
-                if command == "evaluate" or mutation not in ONE_READER]
+CONFIG_CASES = [
+    (command, mutation)
+    for mutation in sorted(BYTE_MUTATIONS)
+    for command in ("evaluate", "predict", "export", "plot", "resume")
+    if command == "evaluate" or mutation not in ONE_READER
+]
 
 
 @pytest.mark.parametrize(("command", "mutation"), CONFIG_CASES)
 def test_damaged_config(run_copy, tmp_path, image, clean_error, mutation, command):
     path = run_copy / "config.json"
     BYTE_MUTATIONS[mutation](path)
-    clean_error(_commands(run_copy, tmp_path, image)[command], [path if mutation != "dangling" else run_copy],
-                protect=[run_copy, image])
+    clean_error(
+        _commands(run_copy, tmp_path, image)[command],
+        [path if mutation != "dangling" else run_copy],
+        protect=[run_copy, image],
+    )
 
 
 @pytest.mark.parametrize("edit", sorted(CONFIG_EDITS))
@@ -210,14 +233,18 @@ def test_edited_config_on_predict_and_resume(run_copy, tmp_path, image, clean_er
 
 # ----------------------------------------------------------------------------- checkpoint pointers
 
+
 @pytest.mark.parametrize("mutation", sorted(BYTE_MUTATIONS))
 @pytest.mark.parametrize("kind", ["latest", "best"])
 def test_damaged_pointer(run_copy, clean_error, mutation, kind):
     path = run_copy / "checkpoints" / f"{kind}.json"
     BYTE_MUTATIONS[mutation](path)
     needle = path if mutation != "dangling" else "has no"
-    clean_error(["evaluate", run_copy, "--checkpoint", kind], [needle] if mutation != "dangling" else [run_copy],
-                protect=[run_copy])
+    clean_error(
+        ["evaluate", run_copy, "--checkpoint", kind],
+        [needle] if mutation != "dangling" else [run_copy],
+        protect=[run_copy],
+    )
 
 
 @pytest.mark.parametrize("edit", sorted(POINTER_EDITS))
@@ -262,6 +289,7 @@ def test_damaged_history(run_copy, clean_error, mutation):
 
 # ----------------------------------------------------------------------------- metrics.json (read by results)
 
+
 @pytest.mark.parametrize("mutation", ["garbage", "json_list", "fifo", "truncated", *sorted(METRICS_EDITS)])
 def test_damaged_metrics(run_copy, tmp_path, clean_error, mutation):
     from cnnlab.errors import RunError
@@ -273,10 +301,11 @@ def test_damaged_metrics(run_copy, tmp_path, clean_error, mutation):
     else:
         _edit(path, METRICS_EDITS[mutation])
     with pytest.raises(RunError, match="metrics.json"):
-        Run.load(run_copy).metrics
+        _ = Run.load(run_copy).metrics
     _as_faithful_recipe_run(run_copy / "config.json", "softmax-mnist")  # results reads such runs' metrics
-    clean_error(["results", "--runs-dir", run_copy.parent, "--out", tmp_path / "results.md"], [path],
-                protect=[run_copy])
+    clean_error(
+        ["results", "--runs-dir", run_copy.parent, "--out", tmp_path / "results.md"], [path], protect=[run_copy]
+    )
     assert not (tmp_path / "results.md").exists()
 
 
@@ -288,8 +317,10 @@ def _as_faithful_recipe_run(config: Path, recipe_name: str) -> None:
     expected = apply_options(TrainConfig(), recipe).to_dict()
 
     def change(document):
-        document["train"].update({k: expected[k] for k in recipe}, recipe=recipe_name, max_train_samples=0,
-                                 max_eval_samples=0)
+        document["train"].update(
+            {k: expected[k] for k in recipe}, recipe=recipe_name, max_train_samples=0, max_eval_samples=0
+        )
+
     _edit(config, change)
 
 
@@ -317,8 +348,11 @@ def test_damaged_state_on_resume(run_copy, clean_error, mutation):
             np.save(fh, np.zeros(3))
     else:
         BYTE_MUTATIONS[mutation](path)
-    clean_error(["train", "--resume", run_copy, "--steps", "8"], [path],
-                protect=[run_copy / "config.json", run_copy / "checkpoints", run_copy / "model.keras"])
+    clean_error(
+        ["train", "--resume", run_copy, "--steps", "8"],
+        [path],
+        protect=[run_copy / "config.json", run_copy / "checkpoints", run_copy / "model.keras"],
+    )
 
 
 def test_state_of_another_shape_on_resume(run_copy, clean_error):
@@ -330,8 +364,11 @@ def test_state_of_another_shape_on_resume(run_copy, clean_error):
     first = sorted(arrays)[0]
     arrays[first] = np.zeros((3, 3, 3), arrays[first].dtype)
     np.savez(path, **arrays)
-    clean_error(["train", "--resume", run_copy, "--steps", "8"], [run_copy],
-                protect=[run_copy / "config.json", run_copy / "checkpoints", run_copy / "model.keras"])
+    clean_error(
+        ["train", "--resume", run_copy, "--steps", "8"],
+        [run_copy],
+        protect=[run_copy / "config.json", run_copy / "checkpoints", run_copy / "model.keras"],
+    )
 
 
 def test_model_of_another_run(run_copy, tmp_path, clean_error):

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data.archives import read_members
+from cnnlab.data.limits import check_classes
 from cnnlab.data.sources import CIFAR10, CIFAR100, Source, verify_file
 from cnnlab.data.types import Split
-from cnnlab.data.limits import check_classes
 from cnnlab.errors import DataError
 from cnnlab.io import read_regular_bytes
 

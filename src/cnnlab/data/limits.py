@@ -49,15 +49,19 @@ def check_bytes(source: str, declared: int, name: str = "file_bytes") -> None:
     allowed = limit(name)
     if declared > allowed:
         _, env, what = _LIMITS[name]
-        raise DataError(f"{source}: declares {_size(declared)}, more than the {_size(allowed)} limit on {what} "
-                        f"(raise ${env} if the file is genuine)")
+        raise DataError(
+            f"{source}: declares {_size(declared)}, more than the {_size(allowed)} limit on {what} "
+            f"(raise ${env} if the file is genuine)"
+        )
 
 
 def check_classes(source: str, num_classes: int) -> None:
     allowed = limit("classes")
     if num_classes > allowed:
-        raise DataError(f"{source}: labels imply {num_classes:,} classes, more than the limit of {allowed:,} "
-                        f"(raise $CNNLAB_MAX_CLASSES if the labels are genuine)")
+        raise DataError(
+            f"{source}: labels imply {num_classes:,} classes, more than the limit of {allowed:,} "
+            f"(raise $CNNLAB_MAX_CLASSES if the labels are genuine)"
+        )
 
 
 def _size(n: int) -> str:

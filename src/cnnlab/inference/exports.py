@@ -27,8 +27,8 @@ from typing import Iterator
 import numpy as np
 
 from cnnlab.errors import ConfigError
-from cnnlab.io import MAGIC, check_output_path
 from cnnlab.inference.forward import RunLike, load_model, open_run
+from cnnlab.io import MAGIC, check_output_path
 
 FORMATS = ("keras", "saved_model", "onnx")
 EXPORT_DIR = "export"

@@ -30,8 +30,8 @@ from cnnlab.io import atomic_path, atomic_write_json
 from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
 from cnnlab.training.run import (CONFIG, FINAL_MODEL, HISTORY, HISTORY_FIELDS, LOG, METRICS, RUN_SCHEMA, VALIDATION,
-                                 VALIDATION_FIELDS, Run, check_same_data, default_run_name, lock_run_folder,
-                                 new_run_folder, write_rows)
+                                 VALIDATION_FIELDS, Run, check_same_data, check_unlocked, default_run_name,
+                                 lock_run_folder, new_run_folder, write_rows)
 
 EVAL_BATCH = 500  # images per forward pass when validating / testing
 ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
@@ -143,6 +143,7 @@ def _select_backend(config: TrainConfig) -> None:
 
 
 def _resume(path: Path, data_dir=None, verbose=True, **options) -> Run:
+    check_unlocked(path)  # another training writing it: fail now, not after loading the data
     run = Run.load(path)
     if run.config.get("dataset", {}).get("name") == "arrays":
         raise RunError(f"{path}: trained on in-memory arrays (ConvNN.fit); it cannot be resumed from disk")

@@ -39,8 +39,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from cnnlab.errors import ConfigError, CnnlabError, RunError
-from cnnlab.io import atomic_write_json, atomic_write_text, is_regular_file, read_regular_bytes, remove_stale_temporaries
+from cnnlab.errors import CnnlabError, ConfigError, RunError
+from cnnlab.io import (
+    atomic_write_json,
+    atomic_write_text,
+    is_regular_file,
+    read_regular_bytes,
+    remove_stale_temporaries,
+)
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -410,6 +416,7 @@ def new_run_folder(runs_dir: str | os.PathLike, name: str) -> Path:
     if os.path.lexists(runs_dir) and not runs_dir.is_dir():
         raise ConfigError(f"--runs-dir: {runs_dir} is not a folder")
     path = runs_dir / name
+    check_unlocked(path)
     _check_replaceable(path)
     return path
 
@@ -442,6 +449,29 @@ def describe_holder(text: str) -> str:
     if len(parts) >= 2 and parts[0].isdigit():
         return f"pid {parts[0]} on {parts[1]}"
     return "another process"
+
+
+def check_unlocked(path: str | os.PathLike) -> None:
+    """Fail at once (before data is loaded) if a training holds the folder's lock; the lock itself is taken later."""
+    import fcntl
+
+    lock_path = Path(path) / LOCK
+    if not is_regular_file(lock_path):
+        return
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts with a holder's exclusive lock
+    except BlockingIOError:
+        holder = describe_holder(os.pread(fd, 200, 0).decode("utf-8", "replace"))
+        raise RunError(f"{path}: in use by another cnnlab training ({holder}); wait for it to end, "
+                       f"or stop it first") from None
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -635,6 +665,10 @@ class Run:
         if self.config.get("dataset", {}).get("name") == "arrays":
             raise RunError(f"{self.path}: trained on in-memory arrays (ConvNN.fit); the data is not on disk")
         return load_run_dataset(self.train_config, data_dir=data_dir)
+
+    def lock(self, *, new: bool = False):
+        """``with run.lock(): ...``: hold the folder's writer lock (:func:`lock_run_folder`)."""
+        return lock_run_folder(self.path, new=new)
 
     def write_config(self) -> None:
         atomic_write_json(self.path / CONFIG, self.config)
