@@ -393,3 +393,60 @@ def test_non_finite_weights(run_copy, clean_error, image):
     model.save(run_copy / "model.keras")
     for command in (["evaluate", run_copy], ["predict", run_copy, image], ["export", run_copy, "--format", "keras"]):
         clean_error(command, [run_copy / "model.keras", "not finite"], protect=[run_copy, image])
+
+
+# ----------------------------------------------------------------------------- the other entries of a run folder
+
+
+def _cell(index: int, value: str):
+    def change(text: str) -> str:
+        header, first, *rest = text.splitlines()
+        cells = first.split(",")
+        cells[index] = value
+        return "\n".join([header, ",".join(cells), *rest]) + "\n"
+
+    return change
+
+
+VALIDATION_DAMAGE = {
+    "text-in-val-loss": _cell(2, "high"),
+    "negative-step": _cell(0, "-6"),
+    "missing-column": CSV_DAMAGE["missing-column"],
+    "extra-cell": CSV_DAMAGE["extra-cell"],
+    "quote-unclosed": CSV_DAMAGE["quote-unclosed"],
+}
+
+
+@pytest.mark.parametrize("mutation", ["garbage", "not_utf8", "fifo", "folder", *sorted(VALIDATION_DAMAGE)])
+def test_damaged_validation_csv(run_copy, mutation):
+    """validation.csv is read through the API (Run.validations): the same one-line RunError naming it."""
+    from cnnlab.errors import RunError
+    from cnnlab.training import Run
+
+    path = run_copy / "validation.csv"
+    if mutation in BYTE_MUTATIONS:
+        BYTE_MUTATIONS[mutation](path)
+    else:
+        path.write_text(VALIDATION_DAMAGE[mutation](path.read_text()))
+    with pytest.raises(RunError, match=str(path)) as caught:
+        _ = Run.load(run_copy).validations
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mutation", ["fifo", "folder", "device"])
+def test_damaged_lock_file(run_copy, clean_error, mutation):
+    path = run_copy / ".lock"
+    if not path.exists():
+        path.write_text("")
+    BYTE_MUTATIONS[mutation](path)
+    clean_error(["train", "--resume", run_copy, "--steps", "8"], [path], protect=[run_copy])
+
+
+@pytest.mark.parametrize(("entry", "command"), [("plots", "plot"), ("plots", "evaluate"), ("export", "export")])
+def test_output_folder_replaced_by_a_file(run_copy, clean_error, entry, command):
+    (run_copy / entry).mkdir(exist_ok=True)
+    for child in (run_copy / entry).iterdir():
+        child.unlink()
+    (run_copy / entry).rmdir()
+    (run_copy / entry).write_text("not a folder\n")
+    clean_error([command, run_copy], [run_copy / entry], protect=[run_copy])
