@@ -33,3 +33,35 @@ class RunError(CnnlabError):
 
 class TrainingDiverged(CnnlabError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+# errno -> the reason shown to users (strerror's wording varies between systems and locales).
+_OS_REASONS = {
+    "EROFS": "read-only file system",
+    "ENOSPC": "no space left on device",
+    "EDQUOT": "disk quota exceeded",
+    "EFBIG": "file too large (file-size limit)",
+    "EEXIST": "already exists",
+    "EISDIR": "is a folder",
+    "ENOTDIR": "a parent is not a folder",
+    "ENOENT": "no such file or folder",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "ENAMETOOLONG": "name too long",
+    "ELOOP": "too many levels of symbolic links",
+    "EMFILE": "too many open files",
+    "ENOTEMPTY": "folder not empty",
+    "EIO": "input/output error",
+    "EXDEV": "on another file system",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for any ``OSError``: the path(s) and the reason, e.g. ``runs/x/model.keras: no space left on device``."""
+    import errno
+
+    code = errno.errorcode.get(exc.errno or -1)
+    reason = _OS_REASONS.get(code) or (exc.strerror or "").strip() or " ".join(str(exc).split()) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p not in (None, "")]
+    where = " -> ".join(paths)
+    return f"{where}: {reason}" if where else reason

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -118,7 +119,29 @@ def _usage_error_line(exc: "typer.TyperException") -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    # Warnings (NumPy's overflow, Pillow's decompression-bomb notice, ...) are held back while the
+    # command runs: after a success they are shown, after an error the one-line message stands alone.
+    failed, caught = True, []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                _run(hoist_global_options(list(sys.argv[1:] if argv is None else argv)))
+                failed = False
+            except SystemExit as exit:
+                failed = bool(exit.code)
+                raise
+    finally:
+        if not failed:
+            _show(caught)
+
+
+def _show(caught) -> None:
+    for item in caught:
+        warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         # standalone_mode=False: usage errors reach us, so they are printed as one line
         # like every other error instead of Typer's multi-line box.
@@ -126,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     except CnnlabError as exc:
         if _debug:
             raise
-        typer.echo(f"cnnlab: error: {exc}", err=True)
+        typer.echo(f"cnnlab: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `cnnlab` or a bare group: show help
@@ -137,10 +160,17 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("cnnlab: aborted", err=True)
         sys.exit(1)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+    except OSError as exc:  # read-only or full disk, file-size limit, a path under a regular file, ...
         if _debug:
             raise
-        typer.echo(f"cnnlab: error: {exc.strerror or exc}: {exc.filename}", err=True)
+        from cnnlab.errors import os_error_message
+
+        typer.echo(f"cnnlab: error: {os_error_message(exc)}", err=True)
+        sys.exit(2)
+    except MemoryError:
+        if _debug:
+            raise
+        typer.echo("cnnlab: error: out of memory (the data, model or batch is too large for this machine)", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("cnnlab: interrupted", err=True)

@@ -45,11 +45,15 @@ def register(app: typer.Typer) -> None:
         grid: str = typer.Option("4x4", "--grid", help="ROWSxCOLUMNS of images."),
         seed: int = typer.Option(0, "--seed", help="Which images: a random sample drawn with this seed."),
         val_split: Optional[str] = typer.Option(None, "--val-split", help="Validation split, e.g. last:10000."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing --out that is not a PNG."),
     ) -> None:
         """Write a grid of sample images titled with their class names."""
         import numpy as np
 
         from cnnlab.data import load_dataset
+        from cnnlab.io import MAGIC, check_output_path
+
+        check_output_path(out, kind="file", force=force, magic=MAGIC["png"])
         from cnnlab.visualization.grid import image_grid, parse_grid
 
         rows, cols = parse_grid(grid)

@@ -87,11 +87,14 @@ def export(
         help="Where to write it. Default: RUN/export/model.keras, RUN/export/saved_model or RUN/export/model.onnx.",
     ),
     checkpoint: str = typer.Option("final", "--checkpoint", metavar="final|best|latest", help=CHECKPOINT_HELP),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing file of another kind at --out (never the run's own files)."
+    ),
 ) -> None:
     """Export a run's model with a softmax-probability output, plus a JSON sidecar (class names, preprocessing)."""
     from cnnlab.inference import export as export_run
 
-    exported = export_run(run, format=format, out=out, which=checkpoint)
+    exported = export_run(run, format=format, out=out, which=checkpoint, force=force)
     typer.echo(f"{exported.format}: {exported.path}")
     typer.echo(f"metadata: {exported.metadata}")
 

@@ -101,9 +101,11 @@ def _recipes() -> None:
 def _results(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder of run folders."),
              out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write Markdown here (default: print).")) -> None:
     """Summarise recipe runs against their reference figures (docs/results.md)."""
-    from cnnlab.io import atomic_write_text
+    from cnnlab.io import atomic_write_text, check_output_path
     from cnnlab.training.results import results_markdown
 
+    if out is not None:
+        check_output_path(out, kind="file")
     text = results_markdown(runs_dir)
     if out is None:
         typer.echo(text)

@@ -13,10 +13,13 @@ import os
 import posixpath
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
+from cnnlab.data.limits import check_bytes
 from cnnlab.errors import DataError
+from cnnlab.io import is_regular_file, read_regular_bytes
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -70,23 +73,43 @@ def _iter_folder(root: Path, keep) -> Iterator[tuple[str, bytes | None]]:
         dirs.sort()
         for file in sorted(files):
             full = Path(folder) / file
-            if full.is_file():
+            if is_regular_file(full):  # never a FIFO, socket or device, which would block or stream forever
                 name = full.relative_to(root).as_posix()
-                yield name, full.read_bytes() if keep(name) else None
+                yield name, read_regular_bytes(full, limit_name="member_bytes") if keep(name) else None
+
+
+class _Budget:
+    """Bytes read from one archive so far, against the member and archive limits (checked before reading)."""
+
+    def __init__(self, archive: Path):
+        self.archive, self.total = archive, 0
+
+    def take(self, name: str, size: int) -> None:
+        check_bytes(f"{self.archive}: member {name!r}", size, "member_bytes")
+        self.total += size
+        check_bytes(f"{self.archive}: members read so far", self.total, "archive_bytes")
 
 
 def _iter_tar(archive: Path, keep) -> Iterator[tuple[str, bytes | None]]:
+    _require_regular(archive)
+    budget = _Budget(archive)
     try:
         with tarfile.open(archive, "r|*") as tar:  # stream mode: one pass, no seeking back
             for member in tar:
                 name = _check_tar_member(archive, member)
                 if member.isfile():
-                    yield name, tar.extractfile(member).read() if keep(name) else None
+                    if keep(name):
+                        budget.take(name, member.size)
+                        yield name, tar.extractfile(member).read()
+                    else:
+                        yield name, None
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise DataError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc})") from None
 
 
 def _iter_zip(archive: Path, keep) -> Iterator[tuple[str, bytes | None]]:
+    _require_regular(archive)
+    budget = _Budget(archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
@@ -95,9 +118,18 @@ def _iter_zip(archive: Path, keep) -> Iterator[tuple[str, bytes | None]]:
             for info in infos:
                 if not info.is_dir():
                     name = check_member_name(archive, info.filename)
-                    yield name, zf.read(info) if keep(name) else None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                    if keep(name):
+                        budget.take(name, info.file_size)  # the declared size; zipfile stops reading there
+                        yield name, zf.read(info)
+                    else:
+                        yield name, None
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error, RuntimeError) as exc:
         raise DataError(f"{archive}: not a readable zip archive ({type(exc).__name__}: {exc})") from None
+
+
+def _require_regular(archive: Path) -> None:
+    if not is_regular_file(archive):
+        raise DataError(f"{archive}: not a regular file; refusing to read it as an archive")
 
 
 def iter_names(path: Path) -> Iterator[str]:
@@ -107,8 +139,10 @@ def iter_names(path: Path) -> Iterator[str]:
         for folder, dirs, files in os.walk(path):
             dirs.sort()
             for file in sorted(files):
-                yield (Path(folder) / file).relative_to(path).as_posix()
+                if is_regular_file(Path(folder) / file):  # a FIFO or device is not a data file
+                    yield (Path(folder) / file).relative_to(path).as_posix()
         return
+    _require_regular(path)
     if name.endswith(".zip"):
         try:
             with zipfile.ZipFile(path) as zf:

@@ -14,16 +14,20 @@ that resolves only the handful of globals a NumPy array needs (the approach of t
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cnnlab.data.archives import read_members
+from cnnlab.data.limits import check_classes
 from cnnlab.data.sources import CIFAR10, CIFAR100, Source, verify_file
 from cnnlab.data.types import Split
 from cnnlab.errors import DataError
+from cnnlab.io import read_regular_bytes
 
 IMAGE_SHAPE = (3, 32, 32)  # as stored: channels first
 
@@ -64,7 +68,8 @@ def safe_unpickle(data: bytes, source: str) -> object:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as exc:
         raise DataError(f"{source}: unsafe or invalid pickle ({exc})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, RecursionError,
+            MemoryError, struct.error) as exc:
         raise DataError(f"{source}: not a valid CIFAR pickle ({type(exc).__name__}: {exc})") from None
 
 
@@ -101,9 +106,9 @@ def load_cifar(layout: CifarLayout, folder: Path, splits=("train", "test"), veri
     if (extracted / layout.meta).is_file():
         contents = {}
         for name in wanted:
-            if not (extracted / name).is_file():
+            if not os.path.lexists(extracted / name):
                 raise DataError(f"{extracted}: missing {name}")
-            contents[name] = (extracted / name).read_bytes()
+            contents[name] = read_regular_bytes(extracted / name, limit_name="member_bytes")
         where = str(extracted)
     else:
         tarball = folder / layout.source.files[0].name
@@ -129,7 +134,14 @@ def load_cifar(layout: CifarLayout, folder: Path, splits=("train", "test"), veri
 def _class_names(meta: object, layout: CifarLayout, where: str) -> list[str]:
     if not isinstance(meta, dict) or not isinstance(meta.get(layout.names_key), list):
         raise DataError(f"{where}:{layout.meta}: expected a dict with {layout.names_key!r} (the class names)")
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in meta[layout.names_key]]
+    names = meta[layout.names_key]
+    if not names or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataError(f"{where}:{layout.meta}: {layout.names_key!r} must be a non-empty list of strings")
+    check_classes(f"{where}:{layout.meta}", len(names))
+    try:
+        return [n.decode("utf-8") if isinstance(n, bytes) else n for n in names]
+    except UnicodeDecodeError:
+        raise DataError(f"{where}:{layout.meta}: {layout.names_key!r} holds a name that is not UTF-8") from None
 
 
 def _batch(content: bytes, source: str, layout: CifarLayout, num_classes: int) -> Split:
@@ -137,10 +149,17 @@ def _batch(content: bytes, source: str, layout: CifarLayout, num_classes: int) -
     batch = safe_unpickle(content, source)
     if not isinstance(batch, dict) or b"data" not in batch or layout.label_key not in batch:
         raise DataError(f"{source}: expected a dict with b'data' and {layout.label_key!r}")
-    data, labels = batch[b"data"], np.asarray(batch[layout.label_key])
+    data, labels = batch[b"data"], batch[layout.label_key]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{source}: b'data' must be a uint8 array (N, 3072), got "
                         f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+    if not isinstance(labels, (list, np.ndarray)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        raise DataError(f"{source}: {layout.label_key!r} must be a list of integers")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except OverflowError:
+        raise DataError(f"{source}: {layout.label_key!r} holds a label too large for 64 bits") from None
     if labels.ndim != 1 or len(labels) != len(data):
         raise DataError(f"{source}: {len(labels)} labels but {len(data)} images")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):

@@ -29,7 +29,7 @@ from cnnlab.data import archives
 from cnnlab.data.images import image_channels, open_image, to_array
 from cnnlab.data.types import Split
 from cnnlab.errors import DataError
-from cnnlab.io import atomic_path
+from cnnlab.io import atomic_path, read_regular_bytes
 from cnnlab.paths import cache_dir
 
 CACHE_VERSION = 2
@@ -123,7 +123,7 @@ def _file_source(path: Path):
     """(names, read(name) -> bytes): a folder is listed and read lazily; an archive is read in one
     pass (a .tar.gz has no random access), keeping only files with image extensions in memory."""
     if path.is_dir():
-        return list(archives.iter_names(path)), lambda name, keep=False: (path / name).read_bytes()
+        return list(archives.iter_names(path)), lambda name, keep=False: read_regular_bytes(path / name, limit_name="member_bytes")
     extensions = _image_extensions()
     contents = dict(archives.iter_files(path, keep=lambda n: os.path.splitext(n)[1].lower() in extensions))
 

@@ -10,31 +10,49 @@ Files may be gzip-compressed (``.gz``), as distributed.
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.limits import check_bytes, check_classes, limit
 from cnnlab.errors import DataError
+from cnnlab.io import read_regular_bytes
 
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it ends in ``.gz``; a broken stream is a DataError."""
-    raw = path.read_bytes()
+    """The file's content, decompressed when it ends in ``.gz``; a broken stream is a DataError.
+
+    Only a regular file is opened (a FIFO named like a data file would block forever), and the
+    decompressed size is capped by :mod:`cnnlab.data.limits`: a small ``.gz`` that inflates to
+    gigabytes is refused once it passes the limit, not read whole.
+    """
+    raw = read_regular_bytes(path)
     if path.suffix != ".gz":
         return raw
+    allowed = limit("file_bytes")
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            data = stream.read(allowed + 1)
     except EOFError:
         raise DataError(f"{path}: truncated gzip stream ({len(raw)} bytes; the download was probably cut short)") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(f"{path}: not a valid gzip file ({exc})") from None
+    if len(data) > allowed:
+        check_bytes(str(path), len(data))
+    return data
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Parse IDX bytes into an array of the declared shape, in native byte order."""
+    """Parse IDX bytes into an array of the declared shape, in native byte order.
+
+    The header's dimensions are checked against the data's length and the size limits with
+    Python integers (no overflow) before any array is made.
+    """
     if len(data) < 4:
         raise DataError(f"{source}: too short for an IDX header ({len(data)} bytes)")
     zero1, zero2, code, ndim = data[0], data[1], data[2], data[3]
@@ -43,9 +61,10 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: header declares {ndim} dimensions but the file ends after {len(data)} bytes")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(IDX_DTYPES[code])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize
+    check_bytes(f"{source}: header shape {dims}", expected)
     if len(data) != expected:
         raise DataError(f"{source}: header says shape {dims} of {dtype.name} ({expected} bytes) but the data has {len(data)} bytes")
     values = np.frombuffer(data, dtype, offset=header).reshape(dims)
@@ -66,4 +85,10 @@ def images_and_labels(images: np.ndarray, labels: np.ndarray, images_name: str, 
         raise DataError(f"{labels_name}: expected integer labels (N,), got {labels.dtype} {labels.shape}")
     if len(labels) != len(images):
         raise DataError(f"{labels_name}: {len(labels)} labels but {images_name} has {len(images)} images")
+    if len(labels) and labels.min() < 0:
+        raise DataError(f"{labels_name}: negative label {int(labels.min())}")
+    if len(labels):
+        check_classes(labels_name, int(labels.max()) + 1)
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise DataError(f"{images_name}: images of {images.shape[1]}x{images.shape[2]} pixels hold nothing")
     return images[..., np.newaxis], labels.astype(np.int64)

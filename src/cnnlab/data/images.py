@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import warnings
 from typing import Iterable
 
 import numpy as np
 
+from cnnlab.data.limits import limit
 from cnnlab.errors import DataError
+from cnnlab.io import read_regular_bytes
 
 # Pillow's 16-bit grayscale modes; "I" (32-bit) is what older Pillow returns for 16-bit PNGs.
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -23,13 +27,35 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None):
     from PIL import Image, UnidentifiedImageError
 
     name = name or (os.fspath(source) if not isinstance(source, bytes) else "<bytes>")
+    if not isinstance(source, bytes):
+        try:
+            source = read_regular_bytes(source, limit_name="member_bytes")  # never a FIFO or device
+        except FileNotFoundError:
+            raise DataError(f"{name}: no such image file") from None
+        except IsADirectoryError:
+            raise DataError(f"{name}: is a folder, not an image file") from None
+    pixels = limit("image_pixels")
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        image.load()  # decode now: a truncated file fails here, not later
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name}: cannot read image ({type(exc).__name__}: {exc})") from None
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it; here the limit is a refusal, and a
+            # warning from a damaged file (e.g. a truncated EXIF block) is the error's business.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(source))
+            width, height = image.size
+            if width * height > pixels:
+                raise DataError(f"{name}: {width}x{height} pixels, more than the limit of {pixels:,} "
+                                f"(raise $CNNLAB_MAX_IMAGE_PIXELS if the image is genuine)")
+            if width == 0 or height == 0:
+                raise DataError(f"{name}: an image of {width}x{height} pixels holds nothing")
+            image.load()  # decode now: a truncated file fails here, not later
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError,
+            struct.error, ZeroDivisionError, MemoryError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise DataError(f"{name}: cannot read image ({type(exc).__name__}: {reason})") from None
     return image
 
 

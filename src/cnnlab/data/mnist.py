@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def _generic_pair(folder: Path, split: str, prefix: str) -> tuple[Path, Path]:
 
 def _find_variant(folder: Path, plain: str) -> Path | None:
     for name in (plain + ".gz", *uncompressed_names(plain + ".gz")):
-        if (folder / name).is_file():
+        if os.path.lexists(folder / name):  # a FIFO or device here is found, then refused by name when read
             return folder / name
     return None
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from cnnlab.errors import DataError
 
@@ -117,6 +118,8 @@ def file_digests(path: Path) -> tuple[str, str]:
 def verify_file(path: Path, spec: FileSpec) -> None:
     """Check size, MD5 and SHA-256 against the published values; DataError naming the file if not."""
     stat = path.stat()
+    if not S_ISREG(stat.st_mode):
+        raise DataError(f"{path}: not a regular file; refusing to read it")
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _verified:
         return
@@ -145,10 +148,10 @@ def uncompressed_names(name: str) -> list[str]:
 def find_file(folder: Path, spec: FileSpec) -> tuple[Path, bool] | None:
     """The canonical file in ``folder`` (``(path, True)``), or an uncompressed form (``(path, False)``)."""
     path = folder / spec.name
-    if path.is_file():
+    if os.path.lexists(path):  # a FIFO or device here is found, then refused by name when read
         return path, True
     for name in uncompressed_names(spec.name):
-        if (folder / name).is_file():
+        if os.path.lexists(folder / name):
             return folder / name, False
     return None
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from cnnlab.errors import ConfigError
 from cnnlab.inference.forward import RunLike, load_model, open_run
+from cnnlab.io import MAGIC, check_output_path
 
 FORMATS = ("keras", "saved_model", "onnx")
 EXPORT_DIR = "export"
@@ -64,13 +65,16 @@ def probability_model(model):
 
 
 def export(
-    run_or_path: RunLike, format: str = "keras", out: str | os.PathLike | None = None, *, which: str = "final"
+    run_or_path: RunLike, format: str = "keras", out: str | os.PathLike | None = None, *, which: str = "final",
+    force: bool = False,
 ) -> Exported:
     """Export a run's model (``which``: final, best or latest) in ``format``; return where it went.
 
     ``out`` defaults to ``RUN/export/model.keras``, ``RUN/export/saved_model`` or
     ``RUN/export/model.onnx``. An existing export at ``out`` is replaced only once the new one
-    is complete.
+    is complete. ``out`` is checked first (:func:`cnnlab.io.check_output_path`): never one of the
+    run's own files, never over a file of another kind (a regular file where a SavedModel folder
+    goes, a text file where a .keras zip goes) unless ``force``.
     """
     if format not in FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {format!r}")
@@ -78,9 +82,13 @@ def export(
     path = Path(out) if out is not None else Path(run.path) / EXPORT_DIR / DEFAULT_NAMES[format]
     if format == "keras" and path.suffix != ".keras":
         raise ConfigError(f"--out: a Keras export must end in .keras, got {path}")
+    kind = "dir" if format == "saved_model" else "file"
+    check_output_path(path, kind=kind, force=force, magic=MAGIC["keras"] if format == "keras" else None,
+                      marker="saved_model.pb" if kind == "dir" else None)
+    sidecar = metadata_path(path)
+    check_output_path(sidecar, kind="file", force=force, option="--out (its .json sidecar)")
     model = probability_model(load_model(run, which))
     _WRITERS[format](model, path)
-    sidecar = metadata_path(path)
     _write_metadata(sidecar, run, model, format, path, which)
     return Exported(format=format, path=path, metadata=sidecar)
 
@@ -160,17 +168,20 @@ def _write_metadata(sidecar: Path, run, model, format: str, path: Path, which: s
     from cnnlab._keras import keras
     from cnnlab.io import atomic_write_json
 
+    input_name, output_name = INPUT_NAME, OUTPUT_NAME
+    if format == "onnx":  # the names the graph really has: what session.run([name], {name: x}) needs
+        input_name, output_name = onnx_io_names(path)
     metadata = {
         "format": format,
         "model_file": path.name,
         "run": os.fspath(run.path),
         "checkpoint": which,
-        "input": {"name": INPUT_NAME, "shape": [None, *model.input_shape[1:]], "dtype": "float32",
+        "input": {"name": input_name, "shape": [None, *model.input_shape[1:]], "dtype": "float32",
                   "layout": "NHWC", "preprocessed": True},
-        "output": {"name": OUTPUT_NAME, "kind": "softmax probabilities", "shape": [None, len(run.class_names)]},
+        "output": {"name": output_name, "kind": "softmax probabilities", "shape": [None, len(run.class_names)]},
         "class_names": list(run.class_names),
         "preprocessing": run.preprocessing.to_dict(),
-        "how_to_use": _USAGE[format],
+        "how_to_use": _USAGE[format].format(input=input_name, output=output_name),
         "versions": {"cnnlab": __version__, "keras": keras.__version__, "backend": keras.backend.backend()},
     }
     atomic_write_json(sidecar, metadata)
@@ -179,5 +190,17 @@ def _write_metadata(sidecar: Path, run, model, format: str, path: Path, which: s
 _USAGE = {
     "keras": "keras.saving.load_model(path).predict(x)",
     "saved_model": "tf.saved_model.load(path).serve(x)",
-    "onnx": "onnxruntime.InferenceSession(path).run(None, {'image': x})[0]",
+    "onnx": "onnxruntime.InferenceSession(path).run(['{output}'], {{'{input}': x}})[0]",
 }
+
+
+def onnx_io_names(path: Path) -> tuple[str, str]:
+    """(input name, output name) of an ONNX graph, read from the file (the converter picks the output's name)."""
+    try:
+        import onnx
+    except ImportError:  # the converters depend on it, so this is only a safety net
+        return INPUT_NAME, OUTPUT_NAME
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    initialisers = {init.name for init in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initialisers]
+    return inputs[0], graph.output[0].name

@@ -48,7 +48,37 @@ def load_model(run, which: str = "final"):
     from cnnlab.backend import quiet_native_stderr
 
     with quiet_native_stderr():
-        return run.model(which)
+        model = run.model(which)
+    check_model(run, model, which)
+    return model
+
+
+def check_model(run, model, which: str = "final") -> None:
+    """The model must fit the run (input shape, one output per class) and have finite weights.
+
+    A model file can be a valid Keras file and still be wrong for its run (copied from another
+    run, or saved after the weights diverged); using it would fail deep inside the backend or
+    give NaN probabilities, so it is refused here with a line naming the file.
+    """
+    from cnnlab.errors import RunError
+
+    where = run.path / "model.keras" if which == "final" else f"{run.path}: {which} checkpoint"
+    try:
+        input_shape = tuple(model.input_shape[1:])
+        outputs = model.output_shape[-1]
+    except (AttributeError, ValueError, TypeError, IndexError):
+        raise RunError(f"{where}: not a single-input, single-output model") from None
+    if run.input_shape and input_shape != tuple(run.input_shape):
+        raise RunError(f"{where}: model takes {list(input_shape)}, but the run's config.json says input_shape "
+                       f"{list(run.input_shape)}")
+    if outputs != len(run.class_names):
+        raise RunError(f"{where}: model has {outputs} outputs, but the run's config.json has "
+                       f"{len(run.class_names)} class_names")
+    for weight in model.weights:
+        values = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise RunError(f"{where}: weights {weight.path} are not finite (NaN or infinite); the model diverged "
+                           f"or the file was damaged; try --checkpoint best")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -84,7 +114,14 @@ def logits_of(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, p
                for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    logits = np.concatenate(outputs).astype(np.float32, copy=False)
+    if not np.isfinite(logits).all():
+        from cnnlab.errors import RunError
+
+        bad = int((~np.isfinite(logits)).any(axis=1).sum())
+        raise RunError(f"the model's outputs are not finite for {bad} of {len(logits)} images (NaN or infinite); "
+                       f"its weights or the run's preprocessing statistics in config.json are damaged")
+    return logits
 
 
 def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE,

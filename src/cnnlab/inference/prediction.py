@@ -31,7 +31,7 @@ def expand_image_paths(items: Iterable[str | os.PathLike]) -> list[Path]:
             if not found:
                 raise DataError(f"{path}: directory holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
             paths.extend(found)
-        elif path.is_file():
+        elif os.path.lexists(path):  # a FIFO or device is refused by name when it is opened
             paths.append(path)
         else:
             raise DataError(f"{path}: no such file or directory")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -64,25 +65,26 @@ def save_checkpoint(run_path: Path, engine, state: dict[str, Any], kinds=("lates
 
 def read_pointer(run_path: Path, kind: str = "latest") -> dict | None:
     """The loop state stored with checkpoint ``kind``, or None if the run has none yet."""
+    from cnnlab.training.run import check_pointer, read_json
+
     path = checkpoint_dir(run_path) / f"{kind}.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    try:
-        pointer = json.loads(path.read_text())
-        (checkpoint_dir(run_path) / pointer["dir"]).resolve(strict=True)
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise RunError(f"{path}: corrupt checkpoint pointer ({type(exc).__name__})") from None
-    return pointer
+    return check_pointer(path, read_json(path))
 
 
 def load_state_arrays(run_path: Path, kind: str = "latest") -> tuple[dict, dict[str, np.ndarray]]:
     """(loop state, engine arrays) of checkpoint ``kind``; RunError if missing or unreadable."""
     pointer = _require(run_path, kind)
     path = checkpoint_dir(run_path) / pointer["dir"] / "state.npz"
+    _require_regular(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive of the engine's state")
+        with data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, RuntimeError) as exc:
         raise RunError(f"{path}: corrupt checkpoint ({_reason(exc)})") from None
     return pointer, arrays
 
@@ -100,12 +102,23 @@ def load_keras_file(path: Path):
     import cnnlab.models  # noqa: F401  (registers cnnlab's custom layers, e.g. ResNet's zero-pad shortcut)
     import cnnlab.training.optim  # noqa: F401  (registers cnnlab's schedules for deserialisation)
 
-    if not Path(path).is_file():
-        raise RunError(f"{path}: missing model file")
+    _require_regular(path)
     try:
-        return keras.saving.load_model(path, compile=False)
+        with warnings.catch_warnings():  # Keras warns about what it then fails on; the error says it once
+            warnings.simplefilter("ignore")
+            return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged zip/HDF5; all mean "corrupt"
         raise RunError(f"{path}: corrupt or unreadable model ({_reason(exc)})") from None
+
+
+def _require_regular(path: Path) -> None:
+    """A checkpoint or model file must be a regular file: a FIFO there would block the reader forever."""
+    from cnnlab.io import is_regular_file
+
+    if not os.path.lexists(path):
+        raise RunError(f"{path}: missing")
+    if not is_regular_file(path):
+        raise RunError(f"{path}: not a regular file; refusing to read it")
 
 
 def _require(run_path: Path, kind: str) -> dict:

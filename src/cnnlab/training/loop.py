@@ -34,7 +34,8 @@ from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
 from cnnlab.training.datasets import load_run_dataset
-from cnnlab.training.run import CONFIG, LOG, Run, default_run_name
+from cnnlab.training.run import (CONFIG, LOG, RUN_SCHEMA, Run, check_same_data, check_unlocked, default_run_name,
+                                 lock_run_folder, new_run_folder)
 
 ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
 RESUME_OPTIONS = ("epochs", "steps")  # what --resume may change: only the budget
@@ -113,9 +114,7 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
     runtime = start_runtime(config)
     runs_dir = Path(runs_dir).expanduser()
     run_name = name or default_run_name(config.model, config.dataset, runs_dir)
-    path = runs_dir / run_name
-    if path.exists() and any(path.iterdir()):
-        raise ConfigError(f"--name: run folder {path} already exists; choose another name or --resume {path}")
+    path = new_run_folder(runs_dir, run_name)  # stays inside runs_dir; an existing run is refused
     return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose, data=preloaded,
                    callbacks=callbacks).run()
 
@@ -123,6 +122,7 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
 def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), **options) -> Run:
     from cnnlab.runtime import explicit_backend
 
+    check_unlocked(path)  # another training writing it: fail now, not after loading the data
     run = Run.load(path)
     if run.config.get("dataset", {}).get("name") == "arrays":
         raise RunError(f"{path}: trained on in-memory arrays (ConvNN.fit); it cannot be resumed from disk")
@@ -202,11 +202,16 @@ class Trainer:
 
     # --- set-up
     def run(self) -> Run:
+        self._build()  # bad data / model options fail here, before anything is written
+        if not self.is_writer:
+            return self._run_locked()
+        with lock_run_folder(self.path, new=self.resume_from is None):  # one writer; creates a new run's folder
+            return self._run_locked()
+
+    def _run_locked(self) -> Run:
         from cnnlab.training.progress import Reporter, close_log, open_log
 
-        self._build()  # bad data / model options fail here, before anything is written
         if self.is_writer:
-            self.path.mkdir(parents=True, exist_ok=True)
             self.logger = open_log(self.path / LOG)
         else:
             self.logger = logging.getLogger("cnnlab.run.worker")
@@ -240,6 +245,7 @@ class Trainer:
         with quiet_native_stderr():  # on JAX and torch this imports TensorFlow (to seed tf.data), which logs
             keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
         self.data = self.preloaded or load_run_dataset(config, self.data_dir)
+        self.data_fingerprint = check_same_data(self.resume_from, self.data)  # a resume needs the same data
         if self.resume_from is not None:
             self.preprocessing = self.resume_from.preprocessing
         else:
@@ -282,6 +288,7 @@ class Trainer:
 
         data = self.data
         document = {
+            "schema": RUN_SCHEMA,
             "train": self.config.to_dict(),
             "runtime": self.runtime.to_dict(),
             "preprocessing": self.preprocessing.to_dict(),
@@ -295,6 +302,7 @@ class Trainer:
             "batches_per_epoch": self.batches_per_epoch,
             "total_steps": self.total_steps,
             "params": self.engine.param_count(),
+            "data_fingerprint": self.data_fingerprint,
             "versions": describe(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
