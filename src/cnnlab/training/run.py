@@ -41,7 +41,6 @@ from typing import Any, Iterator
 
 from cnnlab.errors import CnnlabError, ConfigError, RunError
 from cnnlab.io import (
-    atomic_write_json,
     atomic_write_text,
     is_regular_file,
     read_regular_bytes,
