@@ -6,10 +6,10 @@ softmax, ``categorical_crossentropy`` on one-hot labels, ``model.compile(optimiz
 backend, TensorFlow's own thread pools, no XLA). Nothing here is tuned: it is the yardstick that
 cnnlab's speed is measured against.
 
-Networks (see /work/shared/seeds):
-  lenet5     seed 0 ("Learning basic TensorFlow, Keras by examples"), MNIST padded to 32x32, Adam 1e-3, batch 100
-  mnist_cnn  seed 3 (NTHU "Classifying Images with Deep CNNs"), MNIST 28x28, Adam 1e-4, batch 64
-  vgg_bn     seed 2 ("Convolutional Neural Network with Keras"), CIFAR-10, Adam, batch 64
+Networks (from the reference tutorials, cited by author and title):
+  lenet5     tntrung's tutorial ("Learning basic TensorFlow, Keras by examples"), MNIST padded to 32x32, Adam 1e-3, batch 100
+  mnist_cnn  Hsi-Pin Ma's lecture (NTHU "Classifying Images with Deep CNNs"), MNIST 28x28, Adam 1e-4, batch 64
+  vgg_bn     Jake Tae's tutorial ("Convolutional Neural Network with Keras"), CIFAR-10, Adam, batch 64
 
 Run alone:  python benchmarks/plain_keras.py --model mnist_cnn --steps 50 --repeats 3
 It prints one ``CNNLAB_BENCH_RESULT {...}`` line with images/s of each timed segment.
