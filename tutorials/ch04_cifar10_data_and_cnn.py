@@ -137,6 +137,9 @@ run = cnnlab.train(recipe="cifar-cnn", val_split=5000, runs_dir=OUT / "runs", **
 # %% [markdown]
 # ## Learning curves
 #
+# (At the small budget the network has barely started: about 10% accuracy is chance for ten
+# classes, and this network, with its 0.01-scale initial weights, needs a few epochs to move.)
+#
 # Training accuracy above validation accuracy, and the gap growing, means over-fitting: the
 # network learns the training images rather than the classes. Validation loss rising while
 # training loss falls is the moment to stop (chapter 5 automates that with early stopping).

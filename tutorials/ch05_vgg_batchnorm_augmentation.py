@@ -189,13 +189,15 @@ show(fig, "ablation")
 # %% [markdown]
 # ## What to look for
 #
-# * **Without augmentation** training accuracy races ahead of validation accuracy and the
-#   validation loss turns up after a few epochs: over-fitting, which early stopping then catches
-#   (`stopped early: True`).
-# * **Without batch norm** the first epochs are slower: the same learning rate moves the
-#   un-normalised network less surely, so at a fixed small budget it ends lower.
-# * **With both** the gap between training and validation stays small, and the validation loss
-#   keeps falling longest.
+# Read your own figures (at the small budget they are noise; at the full budget they tell):
+#
+# * **Without augmentation**: does training accuracy race ahead of validation accuracy, and does
+#   the validation loss turn up after a few epochs? That is over-fitting, and early stopping is
+#   there to catch it (`stopped early: True` in the printout).
+# * **Without batch norm**: how much lower does the network start, and how far does it catch up
+#   within the same number of epochs at the same learning rate?
+# * **With both**: the gap between training and validation should be the smallest, and the
+#   validation loss should keep falling longest.
 #
 # On the full CIFAR-10 training set, the `vgg-bn-cifar10` recipe (the post's exact settings, up to
 # 50 epochs with patience 5) stopped after 39 epochs at 80.79% test accuracy against the post's

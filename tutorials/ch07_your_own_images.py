@@ -46,6 +46,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
@@ -57,6 +58,14 @@ SMALL = BUDGET == "small"
 OUT = Path(os.environ.get("CNNLAB_TUTORIAL_OUT", "tutorial-output")) / "ch07"
 OUT.mkdir(parents=True, exist_ok=True)
 PHOTOS = OUT / "photos"  # your own folder here: PHOTOS/train/<class>/*, PHOTOS/test/<class>/*
+
+
+def show(fig, name):
+    """Save a figure under OUT and display it (inline in a notebook; a script only saves it)."""
+    fig.savefig(OUT / f"{name}.png", dpi=100, bbox_inches="tight")
+    print(f"figure -> {OUT / name}.png")
+    plt.show() if "ipykernel" in sys.modules else plt.close(fig)
+
 
 # %% [markdown]
 # ## A folder of images
@@ -99,6 +108,19 @@ else:
         print(split, dict(zip(data.class_names, counts.tolist())))
     sizes = {Image.open(p).size for p in PHOTOS.rglob("*.jpg")}
     print("image sizes on disk:", sizes)
+
+# %% [markdown]
+# And look at a few images of every class: wrong labels and odd images show up here first.
+
+# %%
+fig, axes = plt.subplots(data.num_classes, 6, figsize=(8, 1.5 * data.num_classes))
+for label, row in enumerate(np.atleast_2d(axes)):
+    for ax, index in zip(row, np.flatnonzero(data.train.y == label)[:6]):
+        ax.imshow(data.train.x[index])
+    row[0].set_title(data.class_names[label], fontsize=9, loc="left")
+    for ax in row:
+        ax.axis("off")
+show(fig, "photos")
 
 # %% [markdown]
 # ## Split and train
