@@ -31,10 +31,11 @@
 # between them, and we check that they then compute the same logits.
 #
 # **Running time.** `CNNLAB_TUTORIAL_BUDGET=small`: a few hundred images and steps, well under a
-# minute. The default `full` budget trains each level properly (NumPy on 10,000 images for one
-# epoch, 3,000 raw-op steps, 3 Keras epochs): an estimated 8-12 minutes on a 2-core CPU,
-# most of it the NumPy level (estimate from per-step timings; the tutorial's own 20,000 steps are
-# the `lenet5-mnist` recipe, 13 minutes in `docs/results.md`).
+# minute. The default `full` budget trains each level further (NumPy on 10,000 images for one
+# epoch, 1,000 raw-op steps, 3 Keras epochs, 1,000 recipe steps): an estimated 4-8 minutes on a
+# quiet 2-core CPU, most of it the NumPy and raw-op levels, which run op by op (estimate from
+# timings on a shared machine: NumPy 128 images/s, a raw-op step 80-330 ms). The tutorial's own
+# 20,000 steps are the `lenet5-mnist` recipe: 13 minutes in `docs/results.md`.
 
 # %% [markdown]
 # ## Setup and data
@@ -110,7 +111,7 @@ optimizer = keras.optimizers.Adam(1e-3)
 # carry on from there, as one does after a crash.
 
 # %%
-STEPS = 60 if SMALL else 3000
+STEPS = 60 if SMALL else 1000
 rng = np.random.default_rng(0)
 start = time.perf_counter()
 for step in range(1, STEPS + 1):

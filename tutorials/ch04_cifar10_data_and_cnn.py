@@ -26,8 +26,10 @@
 #
 # **Running time.** `CNNLAB_TUTORIAL_BUDGET=small` trains one epoch on 2,000 images (about half a
 # minute, plus about 20 s to decode the JPEG files the first time; later runs read a cache). The
-# default `full` budget trains the write-up's 50 epochs: about 50 minutes on a 2-core CPU
-# (an estimate: the `cifar-cnn` recipe took 50.0 min there, `docs/results.md`).
+# default `full` budget trains the write-up's 50 epochs: about 45-50 minutes on a quiet 2-core
+# CPU (an estimate: the `cifar-cnn` recipe's 50 epochs of 50,000 images took 50.0 min,
+# `docs/results.md`; here 45,000 images per epoch). On a machine shared with other jobs it
+# measured 178 images/s, which would make it nearly 4 hours.
 
 # %% [markdown]
 # ## Setup

@@ -29,9 +29,11 @@
 #
 # **Running time.** `CNNLAB_TUTORIAL_BUDGET=small`: each variant trains one epoch on 1,000 images
 # (under a minute in all; the numbers mean nothing at that size). The default `full` budget
-# trains each of the three variants on 10,000 images for up to 15 epochs: an estimated 25-40
-# minutes on a 2-core CPU (estimate from per-epoch timings). The post's full experiment is the
-# `vgg-bn-cifar10` recipe: 80.79% after 39 epochs, 2.4 h (`docs/results.md`).
+# trains each of the three variants on 10,000 images for up to 15 epochs: an estimated 15-20
+# minutes on a quiet 2-core CPU (estimate: `vgg_bn` trained at 118 images/s in float32 on a
+# machine shared with other jobs, where `cifar_cnn` ran 4.7x slower than its recorded time; about
+# an hour at that shared rate). The post's full experiment is the `vgg-bn-cifar10` recipe:
+# 80.79% after 39 epochs, 2.4 h (`docs/results.md`).
 
 # %% [markdown]
 # ## Setup

@@ -24,8 +24,9 @@
 #
 # **Running time.** `CNNLAB_TUTORIAL_BUDGET=small` trains on a few thousand images for one epoch
 # (under a minute). The default `full` budget trains `mnist_cnn` with the `fast-mnist` recipe (one
-# epoch of all 60,000 digits) and `vgg_bn` on CIFAR-10 for 4 epochs: an estimated 10-20 minutes
-# on a 2-core CPU (estimate from per-epoch timings).
+# epoch of all 60,000 digits) and `vgg_bn` on CIFAR-10 for 4 epochs: an estimated 7-10 minutes
+# on a quiet 2-core CPU (estimate: `vgg_bn` trained at 118 images/s on a machine shared with other
+# jobs, about 4.7x slower than quiet; `fast-mnist` trains in about 10 s, `docs/results.md`).
 #
 # Grad-CAM and saliency come from `cnnlab.explain`. Where this version of cnnlab does not have it
 # yet, those cells say so and skip; the rest of the chapter runs.

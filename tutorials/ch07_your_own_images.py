@@ -25,8 +25,8 @@
 #
 # **Running time.** `CNNLAB_TUTORIAL_BUDGET=small`: 60 images per class, one short epoch per
 # model (about a minute). The default `full` budget uses 600 images per class and pre-trains on
-# CIFAR-10 for 3 epochs: an estimated 15-25 minutes on a 2-core CPU (estimate from per-epoch
-# timings).
+# CIFAR-10 for 3 epochs: an estimated 8-12 minutes on a quiet 2-core CPU (estimate: `vgg_bn`
+# trained at 118 images/s on a machine shared with other jobs, about 4.7x slower than quiet).
 #
 # Some steps use parts of cnnlab that this version may not have yet (`cnnlab inspect`,
 # `cnnlab.explain`, `cnnlab serve`); those cells print what they skip, and the rest runs.

@@ -26,8 +26,10 @@
 #
 # **Running time.** `CNNLAB_TUTORIAL_BUDGET=small`: 5,000 training images per run (about a
 # minute in all). The default `full` budget trains the recipes on the full data sets: three
-# one-epoch MNIST runs and one three-epoch Fashion-MNIST run, an estimated 5-10 minutes on a
-# 2-core CPU (estimate from the recipes' measured training times plus evaluation).
+# one-epoch MNIST runs and one three-epoch Fashion-MNIST run, an estimated 3-5 minutes on a
+# quiet 2-core CPU (estimate: `fast-mnist` trains in about 10 s, `docs/results.md`; the
+# Fashion-MNIST recipe's 3 epochs took 69.9 s in an earlier version and 98.8 s in
+# `docs/time-to-accuracy-baselines.md`; plus loading, compiling and evaluation).
 
 # %% [markdown]
 # ## Setup
