@@ -29,7 +29,8 @@
 # one-epoch MNIST runs and one three-epoch Fashion-MNIST run, an estimated 3-5 minutes on a
 # quiet 2-core CPU (estimate: `fast-mnist` trains in about 10 s, `docs/results.md`; the
 # Fashion-MNIST recipe's 3 epochs took 69.9 s in an earlier version and 98.8 s in
-# `docs/time-to-accuracy-baselines.md`; plus loading, compiling and evaluation).
+# `docs/time-to-accuracy-baselines.md`; plus loading, compiling and evaluation). On a machine
+# shared with other jobs, and without bfloat16 units, `fast-mnist` alone took 133 s instead.
 
 # %% [markdown]
 # ## Setup
