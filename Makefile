@@ -10,6 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORE_STAMP := $(VENV)/.core-stamp
 STAMP  := $(VENV)/.installed-stamp
+DOCS_STAMP := $(VENV)/.docs-stamp
 PYTEST_ARGS ?=
 
 .PHONY: install core demo test lint bench docs clean
@@ -41,5 +42,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# The documentation site (user guide, tutorials, API reference) into site/; --strict turns any
+# warning, such as a broken link or a page missing from the navigation, into a failure.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache site .cache tutorial-output

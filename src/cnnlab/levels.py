@@ -34,7 +34,7 @@ NETWORKS = ("softmax", "lenet5", "mnist_cnn", "cifar_cnn")
 def reference_batch(name: str, count: int = 256, data_dir=None) -> tuple[np.ndarray, np.ndarray, str]:
     """``count`` real test images prepared as ``name``'s input (float32 in [0, 1]), labels, source.
 
-    MNIST for the MNIST networks (zero-padded to 32x32 for lenet5, as seed 0 does); CIFAR-10 (the
+    MNIST for the MNIST networks (zero-padded to 32x32 for lenet5, as tntrung's tutorial does); CIFAR-10 (the
     JPEG copy) for cifar_cnn, or, if that is not available, MNIST padded to 32x32 and repeated
     over 3 channels, which exercises the same arithmetic.
     """

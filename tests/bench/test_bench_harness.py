@@ -36,7 +36,7 @@ def dense_flops(n_in, n_out, relu=True):
 
 
 def lenet5_hand_count() -> int:
-    """LeNet-5 on 32x32x1 (seed 0), layer by layer; 5x5 valid convolutions, 2x2/2 max pooling."""
+    """LeNet-5 on 32x32x1 (tntrung's tutorial), layer by layer; 5x5 valid convolutions, 2x2/2 max pooling."""
     return (
         conv_flops(28, 28, 6, 5, 1)  # 32 - 5 + 1 = 28
         + pool_flops(14, 14, 6)

@@ -28,7 +28,7 @@ def test_variables_match_the_keras_model(name):
 def test_verbose_build_prints_variables_and_tensors_like_seed_3(capsys):
     lowlevel.build("mnist_cnn", (28, 28, 1), 10, verbose=True)
     out = capsys.readouterr().out.splitlines()
-    # Seed 3 prints these shapes for the same network: conv_1 24x24x32, conv_2 8x8x64, fc_3 1024.
+    # Hsi-Pin Ma's lecture prints these shapes for the same network: conv_1 24x24x32, conv_2 8x8x64, fc_3 1024.
     assert "<Variable 'conv_1/weights' shape=(5, 5, 1, 32) dtype=float32>" in out
     assert "<Variable 'conv_1/biases' shape=(32,) dtype=float32>" in out
     assert "Tensor('conv_1/conv2d', shape=(None, 24, 24, 32), dtype=float32)" in out
@@ -57,7 +57,7 @@ def test_initialisers_follow_the_seeds():
     assert np.abs(glorot[0]).max() <= limit and np.abs(glorot[0]).max() > 0.9 * limit
     assert not glorot[1].any()
     assert not any(w.any() for w in lowlevel.build("softmax", (28, 28, 1), 10, init="zeros").get_weights())
-    # seed 0's LeNet-5 code draws its dense biases with init_weight, not init_bias
+    # tntrung's LeNet-5 code draws its dense biases with init_weight, not init_bias
     as_written = lowlevel.build("lenet5", (32, 32, 1), 10, init="seed0").get_weights()
     np.testing.assert_allclose(as_written[1], 0.1)
     assert as_written[5].std() > 0.01

@@ -1,4 +1,4 @@
-"""Level 2 training: explicit gradients, the step, the loop, checkpoints, seed 0's softmax regression."""
+"""Level 2 training: explicit gradients, the step, the loop, checkpoints, tntrung's softmax regression."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
 
 @pytest.mark.slow
 def test_seed0_softmax_regression_reaches_91_5_percent(mnist):
-    """Seed 0's first example: zero init, gradient descent 0.5, 1,000 steps of 100 images."""
+    """tntrung's first example: zero init, gradient descent 0.5, 1,000 steps of 100 images."""
     x = mnist.train.x.astype("float32") / 255.0
     net = lowlevel.build("softmax", (28, 28, 1), 10, init="zeros")
     lowlevel.fit(net, lowlevel.SGD(0.5), x, mnist.train.y, batch_size=100, steps=1000, seed=0)

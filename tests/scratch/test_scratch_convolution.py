@@ -1,4 +1,4 @@
-"""Seed 3's conv1d / conv2d against NumPy and SciPy, the output-size formula, and bad input."""
+"""Hsi-Pin Ma's conv1d / conv2d against NumPy and SciPy, the output-size formula, and bad input."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_conv2d_matches_scipy_modes(shape, s):
 
 
 def test_conv1d_stride_fixes_seed3_loop_bound():
-    # seed 3 loops over range(0, int(len(x)/s), s): 2 outputs here instead of 4
+    # Hsi-Pin Ma's lecture loops over range(0, int(len(x)/s), s): 2 outputs here instead of 4
     x, w = np.arange(8.0), np.array([1.0, 1.0])
     result = conv1d(x, w, p=0, s=2)
     assert len(result) == conv_output_size(8, 2, 0, 2) == 4

@@ -30,9 +30,9 @@ import numpy as np
 RESULT_PREFIX = "CNNLAB_BENCH_RESULT "
 
 # The reference documents' networks: input shape (H, W, C) and training batch size.
-#   lenet5     seed 0: MNIST padded to 32x32, Adam 1e-3, batch 100
-#   mnist_cnn  seed 3: MNIST 28x28, Adam 1e-4, batch 64
-#   vgg_bn     seed 2: CIFAR-10 32x32x3, Adam (defaults), batch 64
+#   lenet5     tntrung's tutorial: MNIST padded to 32x32, Adam 1e-3, batch 100
+#   mnist_cnn  Hsi-Pin Ma's lecture: MNIST 28x28, Adam 1e-4, batch 64
+#   vgg_bn     Jake Tae's tutorial: CIFAR-10 32x32x3, Adam (defaults), batch 64
 INPUT_SHAPES = {"lenet5": (32, 32, 1), "mnist_cnn": (28, 28, 1), "vgg_bn": (32, 32, 3)}
 REFERENCE_BATCH = {"lenet5": 100, "mnist_cnn": 64, "vgg_bn": 64}
 LEARNING_RATES = {"lenet5": 1e-3, "mnist_cnn": 1e-4, "vgg_bn": 1e-3}
@@ -92,7 +92,7 @@ def load_images(model: str, count: int, source: str = "synthetic", seed: int = 0
     """``count`` uint8 images (N, H, W, C) and int64 labels for ``model``'s reference dataset.
 
     ``real`` reads the whole training split through :mod:`cnnlab.data` (MNIST is zero-padded to
-    32x32 for LeNet-5, as seed 0 does) and returns all of it, repeated if ``count`` is larger:
+    32x32 for LeNet-5, as tntrung's tutorial does) and returns all of it, repeated if ``count`` is larger:
     a real training process holds its whole data set in memory, which the memory figures must
     include. The environment is restored afterwards, so loading data cannot change a plain
     contender's thread settings.

@@ -1,6 +1,6 @@
 """Random image augmentation on uint8 batches, vectorised over the batch with NumPy.
 
-The parameters follow Keras's ``ImageDataGenerator`` (seed 2 uses ``width_shift_range=0.2,
+The parameters follow Keras's ``ImageDataGenerator`` (Jake Tae's tutorial uses ``width_shift_range=0.2,
 height_shift_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest"``):
 
 - ``shift`` s: translate by up to s * width horizontally and s * height vertically, uniformly.

@@ -1,10 +1,10 @@
 """From uint8 images to the float32 network input, stored with the run so prediction repeats it.
 
 Normalisations:
-- ``unit``: x / 255 (seeds 1 and 2).
+- ``unit``: x / 255 (Richard Kuo's and Jake Tae's tutorials).
 - ``standardize``: per channel, (x/255 - mean_c) / std_c with statistics of the training split
   (the usual CIFAR practice).
-- ``center``: seed 3's ``(X - mean_vals) / std_val`` with ``mean_vals = np.mean(X_train, axis=0)``
+- ``center``: Hsi-Pin Ma's ``(X - mean_vals) / std_val`` with ``mean_vals = np.mean(X_train, axis=0)``
   (a per-pixel mean image) and ``std_val = np.std(X_train)`` (one global value), on 0..255.
 - ``none``: x as float32.
 

@@ -1,7 +1,7 @@
 """Validation splits, seeded batching and label helpers.
 
 The seeds split validation data off the training set in two ways, both expressible here:
-"last 10,000 of train" (seed 3: ``"last:10000"``) and "first 10%" (seed 2: ``"first:10%"``).
+"last 10,000 of train" (Hsi-Pin Ma's lecture: ``"last:10000"``) and "first 10%" (Jake Tae's tutorial: ``"first:10%"``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The middle of cnnlab's three levels (``docs/levels.md``): below it, :mod:`cnnlab.scratch` writes
 every layer's forward and backward pass in NumPy; above it, :mod:`cnnlab.models` uses Keras layers
 and ``model.fit``. Here the network is a plain function of raw ops (``keras.ops.conv``,
-``max_pool``, ``matmul``) over a list of ``keras.Variable``, as in seed 0's ``cnn_layers.py`` and
-seed 3's ``conv_layer`` / ``fc_layer``, and training is a loop written out: loss, gradients from
+``max_pool``, ``matmul``) over a list of ``keras.Variable``, as in tntrung's ``cnn_layers.py`` and
+Hsi-Pin Ma's ``conv_layer`` / ``fc_layer``, and training is a loop written out: loss, gradients from
 the backend (``tf.GradientTape``, ``jax.value_and_grad``, ``loss.backward()``), optimizer update.
 
     from cnnlab import lowlevel
@@ -13,7 +13,7 @@ the backend (``tf.GradientTape``, ``jax.value_and_grad``, ``loss.backward()``), 
     lowlevel.save_checkpoint(net, "lenet5.npz")
     model = lowlevel.to_keras(net)                                   # the same weights, in Keras
 
-Modules: :mod:`.layers` (initialisers, raw ops, seed 3's layers), :mod:`.networks` (softmax,
+Modules: :mod:`.layers` (initialisers, raw ops, Hsi-Pin Ma's layers), :mod:`.networks` (softmax,
 lenet5, mnist_cnn, cifar_cnn and :class:`LowLevelNet`), :mod:`.training` (the loop),
 :mod:`.checkpoint`, :mod:`.transfer` (to and from Keras).
 """

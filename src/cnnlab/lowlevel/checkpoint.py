@@ -1,6 +1,6 @@
 """Checkpoints of a low-level network: its variables and its optimizer's state, in one ``.npz``.
 
-Seed 0 saves with ``tf.train.Saver().save(sess, 'lenet5')``; here the file is a plain NumPy
+tntrung's tutorial saves with ``tf.train.Saver().save(sess, 'lenet5')``; here the file is a plain NumPy
 archive anyone can open with ``np.load``: ``var/NNN/<path>`` per network variable,
 ``opt/NNN/<path>`` per optimizer variable (step count, learning rate, momentum or Adam slots),
 and ``meta``, a JSON string (network name, input shape, classes, optimizer class, caller's extra

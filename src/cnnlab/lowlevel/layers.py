@@ -1,7 +1,7 @@
-"""Raw-op layer helpers: the level-2 counterpart of seed 0's ``layers/cnn_layers.py``.
+"""Raw-op layer helpers: the level-2 counterpart of tntrung's ``layers/cnn_layers.py``.
 
-Seed 0 wraps ``tf.nn`` calls in tiny functions (``init_weight``, ``init_bias``, ``conv_2d``,
-``pool_max``, ``flatten``, ``dense_fc``) so that LeNet-5 reads as a list of layers; seed 3 goes
+tntrung's tutorial wraps ``tf.nn`` calls in tiny functions (``init_weight``, ``init_bias``, ``conv_2d``,
+``pool_max``, ``flatten``, ``dense_fc``) so that LeNet-5 reads as a list of layers; Hsi-Pin Ma's lecture goes
 one step further with ``conv_layer`` / ``fc_layer``, which create their own variables inside a
 ``tf.variable_scope`` and print every variable and tensor as the graph is built. This module
 offers both styles.
@@ -43,7 +43,7 @@ ops = keras.ops
 
 
 def truncated_normal(shape, seed: int, stddev: float = 0.1) -> np.ndarray:
-    """Seed 0's ``tf.truncated_normal(shape, stddev=0.1)``: normal, redrawn beyond 2 stddev."""
+    """tntrung's ``tf.truncated_normal(shape, stddev=0.1)``: normal, redrawn beyond 2 stddev."""
     rng = np.random.default_rng(seed)
     values = rng.normal(0.0, stddev, size=shape)
     outside = np.abs(values) > 2 * stddev
@@ -54,7 +54,7 @@ def truncated_normal(shape, seed: int, stddev: float = 0.1) -> np.ndarray:
 
 
 def random_normal(shape, seed: int, stddev: float = 0.01) -> np.ndarray:
-    """Seed 1's ``tf.random_normal(shape, stddev=0.01)`` (its CIFAR-10 network)."""
+    """Richard Kuo's ``tf.random_normal(shape, stddev=0.01)`` (its CIFAR-10 network)."""
     return np.random.default_rng(seed).normal(0.0, stddev, size=shape).astype("float32")
 
 
@@ -70,13 +70,13 @@ def glorot_uniform(shape, seed: int) -> np.ndarray:
 
 
 def constant(shape, seed: int = 0, value: float = 0.0) -> np.ndarray:
-    """Seed 0's ``tf.constant(0.1, shape=shape)`` for biases, or zeros (Keras's default)."""
+    """tntrung's ``tf.constant(0.1, shape=shape)`` for biases, or zeros (Keras's default)."""
     del seed  # constant initialisers take no randomness; the argument keeps one signature
     return np.full(shape, value, dtype="float32")
 
 
 def _bias_0_1(shape, seed: int = 0) -> np.ndarray:
-    """Seed 0's ``init_bias``: every bias 0.1, so that ReLU units start active."""
+    """tntrung's ``init_bias``: every bias 0.1, so that ReLU units start active."""
     return constant(shape, seed, value=0.1)
 
 
@@ -91,15 +91,15 @@ class Init:
 
 
 INITS = {
-    # Keras's defaults, and what ``tf.get_variable`` gives seed 3's conv_layer / fc_layer.
+    # Keras's defaults, and what ``tf.get_variable`` gives Hsi-Pin Ma's conv_layer / fc_layer.
     "glorot": Init("glorot", glorot_uniform, constant),
-    # Seed 0's cnn_layers.init_weight / init_bias.
+    # tntrung's cnn_layers.init_weight / init_bias.
     "truncated_normal": Init("truncated_normal", truncated_normal, _bias_0_1),
-    # Seed 0's LeNet-5 code as written: its dense biases call init_weight, not init_bias.
+    # tntrung's LeNet-5 code as written: its dense biases call init_weight, not init_bias.
     "seed0": Init("seed0", truncated_normal, _bias_0_1, dense_bias=truncated_normal),
-    # Seed 1's CIFAR-10 network (it has no biases; any that a network does have start at zero).
+    # Richard Kuo's CIFAR-10 network (it has no biases; any that a network does have start at zero).
     "normal": Init("normal", random_normal, constant),
-    # Seed 0's softmax regression: ``W = tf.Variable(tf.zeros([784, 10]))`` (fine for a linear model only).
+    # tntrung's softmax regression: ``W = tf.Variable(tf.zeros([784, 10]))`` (fine for a linear model only).
     "zeros": Init("zeros", constant, constant),
 }
 
@@ -134,7 +134,7 @@ def flatten(x):
 
 
 def dense(x, weights, biases=None):
-    """Seed 0's ``dense_fc``: ``x @ W + b``."""
+    """tntrung's ``dense_fc``: ``x @ W + b``."""
     y = ops.matmul(x, weights)
     return y if biases is None else y + biases
 
@@ -142,7 +142,7 @@ def dense(x, weights, biases=None):
 def dropout(x, rate: float, seed: int):
     """Inverted dropout: zero each unit with probability ``rate``, scale the rest by 1 / (1 - rate).
 
-    Seed 3's ``tf.nn.dropout(h, keep_prob)`` with ``keep_prob = 1 - rate``. The seed is an integer
+    Hsi-Pin Ma's ``tf.nn.dropout(h, keep_prob)`` with ``keep_prob = 1 - rate``. The seed is an integer
     so the op stays a pure function of its inputs (what ``jax.value_and_grad`` needs).
     """
     if rate <= 0:
@@ -162,7 +162,7 @@ class Scope:
     """Hands out a network's variables to the layer functions, like ``tf.variable_scope``.
 
     While *building*, :meth:`get_variable` creates a ``keras.Variable`` (path ``layer/name``),
-    appends it to :attr:`variables` and, when ``verbose``, prints it as seed 3 does. Afterwards
+    appends it to :attr:`variables` and, when ``verbose``, prints it as Hsi-Pin Ma's lecture does. Afterwards
     the same network function is run with a *reading* scope over a list of values (the
     variables themselves, or the plain arrays JAX differentiates), handed out in creation order:
     the network's code never changes between building, training and inference.
@@ -242,12 +242,12 @@ def op_seed(step_seed, index: int):
     return ops.stack([ops.cast(step_seed, "uint32"), ops.convert_to_tensor(index, "uint32")])
 
 
-# --------------------------------------------------------------------------- seed 3's layers
+# --------------------------------------------------------------------------- Hsi-Pin Ma's layers
 
 
 def conv_layer(scope: Scope, x, name: str, kernel_size: tuple[int, int], n_output_channels: int, *,
                padding: str = "SAME", strides: int = 1, use_bias: bool = True, activation=relu):
-    """Seed 3's ``conv_layer``: weights (and biases) sized from the input, conv, bias, activation."""
+    """Hsi-Pin Ma's ``conv_layer``: weights (and biases) sized from the input, conv, bias, activation."""
     with scope.layer(name):
         n_input_channels = x.shape[-1]
         weights = scope.get_variable("weights", (*kernel_size, n_input_channels, n_output_channels))
@@ -261,7 +261,7 @@ def conv_layer(scope: Scope, x, name: str, kernel_size: tuple[int, int], n_outpu
 
 
 def fc_layer(scope: Scope, x, name: str, n_output_units: int, *, use_bias: bool = True, activation=None):
-    """Seed 3's ``fc_layer``: flattens a 4-D input, then ``activation(x @ W + b)``."""
+    """Hsi-Pin Ma's ``fc_layer``: flattens a 4-D input, then ``activation(x @ W + b)``."""
     with scope.layer(name):
         if len(x.shape) > 2:
             x = scope.show("flatten", flatten(x))

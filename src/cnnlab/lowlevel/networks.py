@@ -1,7 +1,7 @@
 """The reference networks written with raw ops, and :class:`LowLevelNet`, which holds their variables.
 
-Each network is one plain function ``(scope, x, num_classes) -> logits`` in the style of seed 0's
-``lenet5(x_image)`` and seed 3's ``build_cnn()``. The layer stacks are those of
+Each network is one plain function ``(scope, x, num_classes) -> logits`` in the style of tntrung's
+``lenet5(x_image)`` and Hsi-Pin Ma's ``build_cnn()``. The layer stacks are those of
 ``docs/architecture.md``, identical to the Keras models of :mod:`cnnlab.models`, and they create
 their variables in the order ``keras.Model.get_weights()`` lists them, so weights move between the
 levels as a plain list of arrays.
@@ -25,12 +25,12 @@ ops = keras.ops
 
 
 def softmax(s: Scope, x, num_classes: int):
-    """Seed 0's softmax regression: ``y = x W + b`` on the flattened image."""
+    """tntrung's softmax regression: ``y = x W + b`` on the flattened image."""
     return fc_layer(s, x, "fc_1", num_classes)
 
 
 def lenet5(s: Scope, x, num_classes: int):
-    """LeNet-5 as seed 0 builds it (LeCun et al. 1998, with ReLU and max pooling), on 32x32 inputs."""
+    """LeNet-5 as tntrung's tutorial builds it (LeCun et al. 1998, with ReLU and max pooling), on 32x32 inputs."""
     h = conv_layer(s, x, "conv_1", (5, 5), 6, padding="VALID")     # 32x32x1 -> 28x28x6
     h = pool_layer(s, h, "pool_1", 2, 2, "VALID")                  # -> 14x14x6
     h = conv_layer(s, h, "conv_2", (5, 5), 16, padding="VALID")    # -> 10x10x16
@@ -41,7 +41,7 @@ def lenet5(s: Scope, x, num_classes: int):
 
 
 def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5):
-    """Seed 3's ``build_cnn``: two conv/pool blocks (VALID conv, SAME pooling), fc 1024, dropout."""
+    """Hsi-Pin Ma's ``build_cnn``: two conv/pool blocks (VALID conv, SAME pooling), fc 1024, dropout."""
     h = conv_layer(s, x, "conv_1", (5, 5), 32, padding="VALID")    # 28x28x1 -> 24x24x32
     h = pool_layer(s, h, "pool_1", 2, 2, "SAME")                   # -> 12x12x32
     h = conv_layer(s, h, "conv_2", (5, 5), 64, padding="VALID")    # -> 8x8x64
@@ -52,7 +52,7 @@ def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5):
 
 
 def cifar_cnn(s: Scope, x, num_classes: int, conv_dropout: float = 0.2, dense_dropout: float = 0.5):
-    """Seed 1's CIFAR-10 network: three SAME conv/pool/dropout blocks and fc 625, all without biases.
+    """Richard Kuo's CIFAR-10 network: three SAME conv/pool/dropout blocks and fc 625, all without biases.
 
     The third dropout comes before the flatten here and after it in the Keras model: an
     element-wise op, so the same thing.
@@ -170,11 +170,11 @@ def build(name: str, input_shape, num_classes: int = 10, seed: int = 0, verbose:
 
     The network function is traced once on a symbolic ``(None, *input_shape)`` input (a
     ``keras.KerasTensor``, Keras 3's placeholder), which creates the variables and, with
-    ``verbose=True``, prints each variable and tensor with its shape, as seed 3 does.
+    ``verbose=True``, prints each variable and tensor with its shape, as Hsi-Pin Ma's lecture does.
 
-    ``init``: ``glorot`` (Keras's default), ``truncated_normal`` (seed 0's ``init_weight`` /
+    ``init``: ``glorot`` (Keras's default), ``truncated_normal`` (tntrung's ``init_weight`` /
     ``init_bias``: stddev 0.1, biases 0.1), ``seed0`` (the same, but dense biases drawn like
-    weights, as seed 0's LeNet-5 code does), ``normal`` (seed 1: stddev 0.01) or ``zeros`` (seed 0's
+    weights, as tntrung's LeNet-5 code does), ``normal`` (Richard Kuo's tutorial: stddev 0.01) or ``zeros`` (tntrung's
     softmax regression); by default the scheme the Keras twin uses. ``options``: dropout rates,
     named as the Keras builders name them (``dropout``; ``conv_dropout``, ``dense_dropout``).
     """

@@ -1,6 +1,6 @@
 """A hand-written training loop: loss, explicit gradients, optimizer update.
 
-Level 3 hides all of this in ``model.fit``; seed 0 hides it in
+Level 3 hides all of this in ``model.fit``; tntrung's tutorial hides it in
 ``tf.train.GradientDescentOptimizer(0.5).minimize(cross_entropy)``. Here each step is spelled
 out: run the network, compute the mean softmax cross-entropy, ask the backend for the gradient
 of the loss with respect to every variable, and hand the gradients to an optimizer. Each
@@ -32,14 +32,14 @@ ops = keras.ops
 
 
 def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy of integer ``labels``: seed 0's ``-sum(y_ * log(softmax(y)))``."""
+    """Mean softmax cross-entropy of integer ``labels``: tntrung's ``-sum(y_ * log(softmax(y)))``."""
     log_probs = ops.log_softmax(logits, axis=-1)
     one_hot = ops.one_hot(ops.convert_to_tensor(labels, dtype="int32"), logits.shape[-1], dtype=log_probs.dtype)
     return -ops.mean(ops.sum(one_hot * log_probs, axis=-1))
 
 
 def accuracy(logits, labels):
-    """Fraction of rows whose largest logit is at the label (seed 0's ``correct_prediction``)."""
+    """Fraction of rows whose largest logit is at the label (tntrung's ``correct_prediction``)."""
     predicted = ops.argmax(logits, axis=-1)
     return ops.mean(ops.cast(ops.equal(predicted, ops.cast(labels, predicted.dtype)), "float32"))
 
@@ -47,7 +47,7 @@ def accuracy(logits, labels):
 class SGD:
     """Plain gradient descent written out: ``w <- w - learning_rate * dL/dw``.
 
-    What seed 0's ``tf.train.GradientDescentOptimizer(0.5)`` does; it has no state to checkpoint.
+    What tntrung's ``tf.train.GradientDescentOptimizer(0.5)`` does; it has no state to checkpoint.
     Any ``keras.optimizers`` optimizer (SGD with momentum, Adam, ...) can be used instead.
     """
 
@@ -202,7 +202,7 @@ def fit(net, optimizer, x, y, *, batch_size: int = 100, epochs: int = 1, steps: 
         seed: int = 0, shuffle: bool = True, validation: tuple | None = None, log=None) -> list[dict]:
     """Train with mini-batches: ``epochs`` passes over ``(x, y)``, or exactly ``steps`` batches.
 
-    Seed 0's loop is ``fit(net, SGD(0.5), x, y, batch_size=100, steps=1000)``. Returns one dict per
+    tntrung's loop is ``fit(net, SGD(0.5), x, y, batch_size=100, steps=1000)``. Returns one dict per
     epoch (epoch, step, loss, accuracy, and val_loss / val_accuracy when ``validation`` is given);
     ``log`` (e.g. ``print``) receives a line per epoch.
     """

@@ -57,20 +57,20 @@ in all 852,370 (`tests/models/test_counting.py` checks this).
 # Why cnnlab's count, or the network itself, differs from the source; printed under the table.
 NOTES = {
     "vgg_bn": (
-        "Seed 2's printed `model.summary()` (552,362 parameters, 551,466 trainable, 896 non-trainable) "
+        "Jake Tae's printed `model.summary()` (552,362 parameters, 551,466 trainable, 896 non-trainable) "
         "has no BatchNormalization after `Dense(128)`, although the code printed above it has one: "
         "with it the counts would be 552,874 / 551,722 / 1,152 (+256 trainable gamma/beta, +256 moving "
         "statistics). The summary is what was run, so the default follows it; `dense_batchnorm=True` "
         "builds the code's version. Its batch norms keep Keras's defaults (momentum 0.99, epsilon 1e-3), "
-        "as in the seed."
+        "as in the tutorial."
     ),
     "cifar_cnn": (
-        "Seed 1 applies its third 'conv' dropout after reshaping the last pooled map to a vector; "
+        "Richard Kuo's tutorial applies its third 'conv' dropout after reshaping the last pooled map to a vector; "
         "cnnlab does the same (Flatten, then Dropout); element-wise dropout makes the order immaterial "
         "except for layer order in `model.layers`."
     ),
     "lenet5": (
-        "`init=\"seed0\"` repeats seed 0's initialisers, including its use of the weight initialiser "
+        "`init=\"seed0\"` repeats tntrung's initialisers, including its use of the weight initialiser "
         "(truncated normal 0.1) for the dense layers' biases. The minimum input is 16x16 (at 28x28 the "
         "flattened map has 256 values, not 400, so the count changes)."
     ),

@@ -33,7 +33,7 @@ def _rates(name: str, value, count: int) -> tuple[float, ...]:
 @register_model(
     "softmax",
     description="Logistic regression: one dense layer on the flattened image",
-    paper="seed 0, example 1 (TensorFlow MNIST softmax tutorial)",
+    paper="tntrung, Learning basic TensorFlow, Keras by examples of CNN implementation! – Part I, example 1 (TensorFlow MNIST softmax tutorial)",
     input_shape=(28, 28, 1),
     min_size=1,
     reference_params=7850,
@@ -43,7 +43,7 @@ def _rates(name: str, value, count: int) -> tuple[float, ...]:
 def softmax(input_shape=(28, 28, 1), num_classes=10, *, kernel_initializer="glorot_uniform"):
     """Multinomial logistic regression, ``logits = flatten(x) @ W + b``.
 
-    Seed 0 ("MNIST classification by logistic regression") initialises W and b with zeros,
+    tntrung's tutorial ("MNIST classification by logistic regression") initialises W and b with zeros,
     which works for this convex model: pass ``kernel_initializer="zeros"`` to repeat it.
     """
     inputs = model_input(input_shape)
@@ -57,7 +57,7 @@ def _lenet_initializers(init: str):
     if init == "glorot":
         return "glorot_uniform", "zeros", "zeros"
     if init == "seed0":
-        # Seed 0's init_weight: truncated normal, stddev 0.1; init_bias: constant 0.1. Its code
+        # tntrung's init_weight: truncated normal, stddev 0.1; init_bias: constant 0.1. Its code
         # initialises the dense biases with init_weight, not init_bias; kept as written.
         normal = keras.initializers.TruncatedNormal(stddev=0.1)
         return normal, keras.initializers.Constant(0.1), normal
@@ -67,7 +67,7 @@ def _lenet_initializers(init: str):
 @register_model(
     "lenet5",
     description="LeNet-5: two 5x5 conv + max-pool stages, dense 120-84-classes",
-    paper="LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition (seed 0's code)",
+    paper="LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition (code from tntrung, Learning basic TensorFlow, Keras by examples of CNN implementation! – Part I)",
     input_shape=(32, 32, 1),
     min_size=16,
     reference_params=61706,
@@ -75,11 +75,11 @@ def _lenet_initializers(init: str):
     batch_norm=False,
 )
 def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
-    """LeNet-5 as in seed 0 (LeCun et al. 1998, with ReLU and max-pooling).
+    """LeNet-5 as in tntrung's tutorial (LeCun et al. 1998, with ReLU and max-pooling).
 
     32x32 input (MNIST zero-padded by 2), conv 5x5x6 valid + ReLU, max-pool 2/2, conv 5x5x16
     valid + ReLU, max-pool 2/2, flatten 400, dense 120 + ReLU, dense 84 + ReLU, dense classes.
-    ``init="seed0"`` uses seed 0's initialisers (truncated normal 0.1, conv biases 0.1).
+    ``init="seed0"`` uses tntrung's initialisers (truncated normal 0.1, conv biases 0.1).
     """
     kernel, conv_bias, dense_bias = _lenet_initializers(init)
     inputs = model_input(input_shape)
@@ -99,7 +99,7 @@ def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
 @register_model(
     "mnist_cnn",
     description="Two 5x5 conv (32, 64) + SAME max-pool, dense 1024, dropout 0.5",
-    paper="seed 3 (Raschka, Python Machine Learning ch. 15: a CNN for MNIST in TensorFlow)",
+    paper="Hsi-Pin Ma, Classifying Images with Deep Convolutional Neural Networks (after Raschka, Python Machine Learning ch. 15: a CNN for MNIST in TensorFlow)",
     input_shape=(28, 28, 1),
     min_size=13,
     reference_params=1111946,
@@ -107,10 +107,10 @@ def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
     batch_norm=False,
 )
 def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
-    """Seed 3's MNIST network: 28x28x1, conv 5x5x32 valid + ReLU, max-pool 2/2 SAME,
+    """Hsi-Pin Ma's MNIST network: 28x28x1, conv 5x5x32 valid + ReLU, max-pool 2/2 SAME,
     conv 5x5x64 valid + ReLU, max-pool 2/2 SAME, dense 1024 + ReLU, dropout, dense classes.
 
-    Initialisers are Keras's defaults, which are seed 3's (``tf.get_variable``'s Glorot uniform
+    Initialisers are Keras's defaults, which are Hsi-Pin Ma's (``tf.get_variable``'s Glorot uniform
     kernels, zero biases).
     """
     (rate,) = _rates("mnist_cnn", dropout, 1)
@@ -129,7 +129,7 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
 @register_model(
     "cifar_cnn",
     description="Three 3x3 conv (32, 64, 128) + pool + dropout blocks, no biases, dense 625",
-    paper="seed 1 (Kuo 2018, CIFAR-10 classification using Keras and TensorFlow)",
+    paper="Richard Kuo, Classification Using Keras and Tensorflow (2018)",
     input_shape=(32, 32, 3),
     min_size=1,
     reference_params=1379274,
@@ -138,12 +138,12 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
 )
 def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dense_dropout=0.5,
               stddev=0.01, max_norm=None):
-    """Seed 1's TensorFlow CIFAR-10 network, without biases anywhere.
+    """Richard Kuo's TensorFlow CIFAR-10 network, without biases anywhere.
 
     Three blocks of conv 3x3 SAME (32, 64, 128) + ReLU + max-pool 2/2 SAME + dropout (keep 0.8),
     dense 625 + ReLU + dropout 0.5, dense classes. Weights ~ normal(0, ``stddev``=0.01). As in
-    seed 1's ``model()``, the third conv dropout comes after the reshape to a vector (the same
-    operation, element-wise). ``max_norm`` adds a max-norm constraint to every kernel (seed 1
+    Richard Kuo's ``model()``, the third conv dropout comes after the reshape to a vector (the same
+    operation, element-wise). ``max_norm`` adds a max-norm constraint to every kernel (Richard Kuo's tutorial
     imports ``maxnorm`` for its Keras version).
     """
     conv_rate, dense_rate = _rates("cifar_cnn", conv_dropout, 1)[0], _rates("cifar_cnn", dense_dropout, 1)[0]
@@ -169,23 +169,23 @@ def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dens
 @register_model(
     "vgg_bn",
     description="VGG-style 3 blocks of 2 conv (32, 64, 128) + BN + pool + dropout, dense 128",
-    paper="seed 2 (Chollet, Deep Learning with Python; machinelearningmastery CIFAR-10 VGG)",
+    paper="Jake Tae, Convolutional Neural Network with Keras (after Chollet, Deep Learning with Python; machinelearningmastery CIFAR-10 VGG)",
     input_shape=(32, 32, 3),
     min_size=8,
     reference_params=552362,
     reference_counts_all=True,
-    reference_note="552,362 total / 551,466 trainable as printed by seed 2's summary, which has no "
+    reference_note="552,362 total / 551,466 trainable as printed by Jake Tae's summary, which has no "
     "BatchNormalization after Dense(128); its code has one (dense_batchnorm=True: +512, 552,874 total)",
 )
 def vgg_bn(input_shape=(32, 32, 3), num_classes=10, *, dropout=(0.2, 0.3, 0.4), dense_dropout=0.5,
            dense_batchnorm=False, kernel_initializer="he_uniform", max_norm=None):
-    """Seed 2's network: three blocks of [conv 3x3 SAME + ReLU + BN] x 2, max-pool 2, dropout
+    """Jake Tae's network: three blocks of [conv 3x3 SAME + ReLU + BN] x 2, max-pool 2, dropout
     (0.2, 0.3, 0.4); flatten, dense 128 + ReLU, dropout 0.5, dense classes.
 
-    Seed 2's printed summary (552,362 parameters, 551,466 trainable) has no batch norm after
+    Jake Tae's printed summary (552,362 parameters, 551,466 trainable) has no batch norm after
     the dense 128 layer, though its code shows one; the default follows the summary and
     ``dense_batchnorm=True`` follows the code. Conv kernels use He uniform initialisation as in
-    seed 2; the dense layers keep Keras's default (Glorot uniform), as there.
+    Jake Tae's tutorial; the dense layers keep Keras's default (Glorot uniform), as there.
     """
     rates = _rates("vgg_bn", dropout, 3)
     (dense_rate,) = _rates("vgg_bn", dense_dropout, 1)

@@ -1,6 +1,6 @@
 """Level 1: convolutional networks from scratch in NumPy (and SciPy), CS231n style.
 
-Everything here is plain NumPy: convolution as seed 3 writes it (:func:`conv1d`, :func:`conv2d`),
+Everything here is plain NumPy: convolution as Hsi-Pin Ma's lecture writes it (:func:`conv1d`, :func:`conv2d`),
 layers with hand-written forward and backward passes, Keras's SGD and Adam update rules, a
 ``Sequential`` container with a mini-batch training loop, and the reference networks as twins of
 the Keras models, whose weights move both ways (:func:`from_keras`, :func:`to_keras`).

@@ -1,11 +1,11 @@
-"""Discrete convolution in one and two dimensions, written out as seed 3 teaches it.
+"""Discrete convolution in one and two dimensions, written out as Hsi-Pin Ma's lecture teaches it.
 
 These are *true* convolutions (the kernel is flipped), as in signal processing and in
 ``np.convolve`` / ``scipy.signal.convolve2d``. Network layers compute cross-correlation instead
 (no flip); see :mod:`cnnlab.scratch.layers`.
 
-Source: Hsi-Pin Ma, "Classifying Images with Deep Convolutional Neural Networks" (seed 3),
-after Raschka & Mirjalili, *Python Machine Learning*, ch. 15. Seed 3's ``conv1d`` loops over
+Source: Hsi-Pin Ma, "Classifying Images with Deep Convolutional Neural Networks" (lecture slides),
+after Raschka & Mirjalili, *Python Machine Learning*, ch. 15. Hsi-Pin Ma's ``conv1d`` loops over
 ``range(0, int(len(x)/s), s)``, which drops outputs for strides above 1; here the number of
 outputs always comes from the output-size formula ``o = floor((n + 2p - m) / s) + 1``.
 """
@@ -29,7 +29,7 @@ class ShapeError(ConfigError, ValueError):
 def conv_output_size(n: int, m: int, p: int = 0, s: int = 1) -> int:
     """Length of the output of convolving ``n`` inputs with ``m`` weights, padding ``p``, stride ``s``.
 
-    ``o = floor((n + 2p - m) / s) + 1`` (seed 3, "Determining the size of the convolutional output").
+    ``o = floor((n + 2p - m) / s) + 1`` (Hsi-Pin Ma's lecture, "Determining the size of the convolutional output").
     """
     _check_stride(s, "s")
     if p < 0:

@@ -63,7 +63,7 @@ def random_normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
 
 
 def truncated_normal(stddev: float = 0.1) -> Initializer:
-    """Normal, redrawn beyond two standard deviations (seed 0's ``tf.truncated_normal(stddev=0.1)``)."""
+    """Normal, redrawn beyond two standard deviations (tntrung's ``tf.truncated_normal(stddev=0.1)``)."""
 
     def init(shape, rng, dtype):
         values = rng.normal(0.0, stddev, size=shape)

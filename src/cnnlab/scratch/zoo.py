@@ -5,8 +5,8 @@ returns the same list of arrays, in the same order and shapes, as the Keras mode
 the ReLU into Conv2D/Dense; here it is a layer of its own, which changes nothing in the weights.
 
 Sources: LeCun et al., "Gradient-based learning applied to document recognition", Proc. IEEE
-1998 (LeNet-5, seed 0); seed 3's MNIST network (``mnist_cnn``); seed 1's CIFAR-10 network
-(``cifar_cnn``); seed 2's VGG-style network with batch norm (``vgg_bn``). Option names and
+1998 (LeNet-5, tntrung's tutorial); Hsi-Pin Ma's MNIST network (``mnist_cnn``); Richard Kuo's CIFAR-10 network
+(``cifar_cnn``); Jake Tae's VGG-style network with batch norm (``vgg_bn``). Option names and
 defaults are those of ``cnnlab.models.reference``.
 """
 
@@ -35,14 +35,14 @@ def _network(name: str, input_shape: tuple[int, int, int]):
 
 @_network("softmax", (28, 28, 1))
 def _softmax(num_classes: int, kernel_initializer: str = "glorot_uniform") -> list[Layer]:
-    """Multinomial logistic regression (seed 0): flatten, dense (``kernel_initializer="zeros"`` as seed 0)."""
+    """Multinomial logistic regression (tntrung's tutorial): flatten, dense (``kernel_initializer="zeros"`` as tntrung's tutorial)."""
     return [Flatten(), Dense(num_classes, kernel_initializer=kernel_initializer)]
 
 
 @_network("lenet5", (32, 32, 1))
 def _lenet5(num_classes: int, init: str = "glorot") -> list[Layer]:
     """LeNet-5 with ReLU and max pooling; ``init="seed0"``: truncated normal 0.1, conv biases 0.1
-    (seed 0 initialises the dense biases with its weight initialiser, kept as written)."""
+    (tntrung's tutorial initialises the dense biases with its weight initialiser, kept as written)."""
     if init == "glorot":
         kernel, conv_bias, dense_bias = "glorot_uniform", "zeros", "zeros"
     elif init == "seed0":
@@ -63,7 +63,7 @@ def _lenet5(num_classes: int, init: str = "glorot") -> list[Layer]:
 
 @_network("mnist_cnn", (28, 28, 1))
 def _mnist_cnn(num_classes: int, dropout: float = 0.5) -> list[Layer]:
-    """Seed 3's MNIST network: two 5x5 conv + SAME max pool, dense 1024, dropout."""
+    """Hsi-Pin Ma's MNIST network: two 5x5 conv + SAME max pool, dense 1024, dropout."""
     return [
         Conv2D(32, 5), ReLU(), MaxPool2D(2, padding="same"),
         Conv2D(64, 5), ReLU(), MaxPool2D(2, padding="same"),
@@ -77,7 +77,7 @@ def _mnist_cnn(num_classes: int, dropout: float = 0.5) -> list[Layer]:
 def _cifar_cnn(
     num_classes: int, conv_dropout: float = 0.2, dense_dropout: float = 0.5, stddev: float = 0.01, max_norm=None
 ) -> list[Layer]:
-    """Seed 1's CIFAR-10 network: three [3x3 SAME conv, SAME max pool, dropout], dense 625; no biases."""
+    """Richard Kuo's CIFAR-10 network: three [3x3 SAME conv, SAME max pool, dropout], dense 625; no biases."""
     _no_max_norm("cifar_cnn", max_norm)
     init = initializers.random_normal(stddev=stddev)
     layers: list[Layer] = []
@@ -103,7 +103,7 @@ def _vgg_bn(
     kernel_initializer: str = "he_uniform",
     max_norm=None,
 ) -> list[Layer]:
-    """Seed 2's VGG-style network: three blocks of [3x3 SAME conv + ReLU + BatchNorm] x 2, max pool,
+    """Jake Tae's VGG-style network: three blocks of [3x3 SAME conv + ReLU + BatchNorm] x 2, max pool,
     dropout; dense 128 + ReLU (+ BatchNorm), dropout, dense classes."""
     _no_max_norm("vgg_bn", max_norm)
     rates = tuple(dropout) if isinstance(dropout, (list, tuple)) else (dropout,) * 3

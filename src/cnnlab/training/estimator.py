@@ -1,6 +1,6 @@
 """``ConvNN``: a scikit-learn-style estimator over cnnlab's training machinery.
 
-Seed 3 (Hsi-Pin Ma, "Classifying Images with Deep Convolutional Neural Networks", the
+Hsi-Pin Ma's lecture ("Classifying Images with Deep Convolutional Neural Networks", the
 TensorFlow Layers API section) wraps its MNIST network in a ``ConvNN`` class with ``train``,
 ``predict(return_proba)``, ``save`` and ``load``. This is that class in scikit-learn's shape
 (``fit`` / ``predict`` / ``predict_proba``), training through :func:`cnnlab.training.train` so

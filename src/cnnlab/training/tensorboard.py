@@ -1,7 +1,7 @@
 """TensorBoard logs of a run: scalars per epoch and per validation, and the model graph.
 
 Written with ``tf.summary`` (TensorFlow is always installed, whatever the Keras backend). The
-graph is the traced forward pass on the TensorFlow backend (as seed 3 shows it in TensorBoard's
+graph is the traced forward pass on the TensorFlow backend (as Hsi-Pin Ma's lecture shows it in TensorBoard's
 Graphs tab); on every backend the Keras model description goes to the text plugin too.
 TensorBoard is a convenience: if writing fails the run goes on with a warning in the log.
 """

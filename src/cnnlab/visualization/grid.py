@@ -1,6 +1,6 @@
 """A grid of images with a title over each: dataset samples, misclassified examples.
 
-Seeds 1 and 2 begin by plotting a few training images with their labels; this is that figure,
+Richard Kuo's and Jake Tae's tutorials begin by plotting a few training images with their labels; this is that figure,
 for any dataset and any number of images.
 """
 

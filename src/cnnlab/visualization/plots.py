@@ -65,7 +65,7 @@ def _integer_epochs(ax) -> None:
 def plot_learning_curves(history: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> Path:
     """Accuracy (top) and cross-entropy loss (bottom) per epoch, train and validation.
 
-    The two stacked panels are seed 2's ``show_learning_curve`` (/work/shared/seeds/002_*.txt),
+    The two stacked panels are Jake Tae's ``show_learning_curve`` ("Convolutional Neural Network with Keras"),
     drawn from the run's ``history.csv`` rows instead of a Keras ``History``.
     """
     if not history:
