@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def _show(caught) -> None:
     for item in caught:
+        # Deprecation notices are for the developers of the libraries cnnlab calls, not its users
+        # (Python's own default hides them too, outside __main__).
+        if issubclass(item.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue
         warnings.showwarning(item.message, item.category, item.filename, item.lineno)
 
 

@@ -291,7 +291,7 @@ def check_config(path: Path, document: dict) -> dict:
 
 
 def _check_preprocessing(c: _Checker, pre: dict, input_shape: list) -> None:
-    from cnnlab.data.preprocessing import NORMALIZATIONS
+    from cnnlab.constants import NORMALIZE_MODES
 
     unknown = set(pre) - {"image_size", "channels", "pad", "normalize", "mean", "std"}
     if unknown:
@@ -306,8 +306,8 @@ def _check_preprocessing(c: _Checker, pre: dict, input_shape: list) -> None:
     if not _is_int(pad) or not 0 <= pad <= 1 << 12:
         c.fail("preprocessing.pad", "a non-negative integer", pad)
     normalize = pre.get("normalize", "unit")
-    if normalize not in NORMALIZATIONS:
-        c.fail("preprocessing.normalize", "one of " + ", ".join(NORMALIZATIONS), normalize)
+    if normalize not in NORMALIZE_MODES:
+        c.fail("preprocessing.normalize", "one of " + ", ".join(NORMALIZE_MODES), normalize)
     expected = {"standardize": (channels,), "center": (*size, channels)}.get(normalize)
     for key in ("mean", "std"):
         value = pre.get(key)
