@@ -212,7 +212,7 @@ def _run_child(kind: str, args) -> dict:
         "--steps",
         str(args.steps),
         "--limit",
-        str(args.limit if kind != "stream" else 0),
+        str(args.stream_limit if kind == "stream" else args.limit),
     ]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode:
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="decoding threads (0: the CPU cores)")
     parser.add_argument("--steps", type=int, default=10, help="timed training steps of resnet20")
     parser.add_argument("--limit", type=int, default=20_000, help="images the tf.data comparison streams (0: all)")
+    parser.add_argument("--stream-limit", type=int, default=0, help="images the thread-pool pipeline streams (0: all)")
     parser.add_argument("--folder", type=Path, default=None, help="where to generate (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folder")
     parser.add_argument("--skip-tfdata", action="store_true")
@@ -239,7 +240,7 @@ def main() -> None:
     args.workers = args.workers or default_workers()
     if args.child:
         runner = {
-            "stream": lambda: child_stream(str(args.folder), args.size, args.batch, args.workers, 0),
+            "stream": lambda: child_stream(str(args.folder), args.size, args.batch, args.workers, args.limit),
             "tfdata": lambda: child_tfdata(str(args.folder), args.size, args.batch, args.workers, args.limit),
             "train": lambda: child_train(args.size, args.batch, args.steps),
         }[args.child]

@@ -13,8 +13,9 @@ without images, or a single class, is a DataError (a classifier needs two classe
 
 Images of mixed sizes and colour modes are converted to one size and mode, and ``meta`` counts
 them (``source_sizes``, ``source_modes``, ``resized``, ``converted``). Without ``channels`` the
-first image (in sorted path order) sets the mode. Without ``image_size`` the median height and
-width of (up to 1,000 evenly spaced) images is used, scaled down to at most ``MAX_DEFAULT_SIDE``
+first image (in sorted path order) sets the mode. Without ``image_size`` the median size of (up to
+1,000 evenly spaced) images is used (median shorter and longer sides, in the orientation of most
+images), scaled down to at most ``MAX_DEFAULT_SIDE``
 (128) pixels on the longer side, keeping the aspect ratio; when that differs from the images'
 own size, ``meta["notes"]`` says so, for the caller to announce. ``resize`` is the resize policy
 (``squash``, ``center-crop``, ``pad``: :mod:`cnnlab.data.images`).
@@ -41,7 +42,7 @@ from cnnlab.errors import DataError
 from cnnlab.io import atomic_path
 from cnnlab.paths import cache_dir
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 SPLIT_FOLDERS = ("train", "test")
 MAX_REPORTED_BAD = 5
 MAX_DEFAULT_SIDE = 128  # the longer side of the default image size for folders of large photos
@@ -182,7 +183,9 @@ def default_image_size(path: Path, names: list[str], read) -> tuple[tuple[int, i
         image = open_image(read(first, keep=True), name=f"{path}:{first}")  # raises, naming the file
         sizes = [(image.size[1], image.size[0])]
     heights, widths = np.array(sizes).T
-    height, width = int(np.median(heights)), int(np.median(widths))
+    short, long = int(np.median(np.minimum(heights, widths))), int(np.median(np.maximum(heights, widths)))
+    portrait = np.sum(heights > widths) > np.sum(widths > heights)  # the orientation of most images
+    height, width = (long, short) if portrait else (short, long)
     scale = min(1.0, MAX_DEFAULT_SIDE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     if len(set(sizes)) == 1 and size == sizes[0]:

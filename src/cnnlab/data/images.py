@@ -86,7 +86,7 @@ def convert_mode(image, channels: int):
     target = {1: "L", 3: "RGB"}.get(channels)
     if target is None:
         raise DataError(f"channels: expected 1 (grayscale) or 3 (RGB), got {channels}")
-    return image.convert(target)
+    return image if image.mode == target else image.convert(target)  # convert() copies even to the same mode
 
 
 def image_channels(image) -> int:
