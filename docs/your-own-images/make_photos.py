@@ -43,15 +43,20 @@ def draw(cls, rng, height, width):
             pen.line((cx, cy + 1.2 * r, cx + rng.uniform(-r, r), cy + 3 * r), fill=(40, 40, 40), width=3)
         elif cls == "kites":
             angle = rng.uniform(0, np.pi)
-            points = [(cx + r * np.cos(angle + a) * s, cy + r * np.sin(angle + a) * s)
-                      for a, s in zip((0, np.pi / 2, np.pi, 3 * np.pi / 2), (1.6, 1, 0.8, 1))]
+            points = [
+                (cx + r * np.cos(angle + a) * s, cy + r * np.sin(angle + a) * s)
+                for a, s in zip((0, np.pi / 2, np.pi, 3 * np.pi / 2), (1.6, 1, 0.8, 1))
+            ]
             pen.polygon(points, fill=color)
         else:
             y0 = rng.uniform(0.3, 0.9) * height
             for k in range(6):
                 y = y0 + k * 0.05 * height
-                pen.line([(x, y + 0.03 * height * np.sin(x / width * 6 + k)) for x in range(0, width, 8)],
-                         fill=color, width=max(2, int(0.02 * height)))
+                pen.line(
+                    [(x, y + 0.03 * height * np.sin(x / width * 6 + k)) for x in range(0, width, 8)],
+                    fill=color,
+                    width=max(2, int(0.02 * height)),
+                )
     image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.5))))
     array = np.asarray(image, np.float32) + rng.normal(0, 5, (height, width, 3))
     return Image.fromarray(array.clip(0, 255).astype(np.uint8))

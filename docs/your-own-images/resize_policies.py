@@ -1,6 +1,6 @@
 """Draw one photo under the three resize policies, for docs/your-own-images.md.
 
-    python docs/your-own-images/resize_policies.py PHOTO.jpg OUT.png [SIZE]
+python docs/your-own-images/resize_policies.py PHOTO.jpg OUT.png [SIZE]
 """
 
 from __future__ import annotations

@@ -210,11 +210,18 @@ def stratified_split(dataset, val: float | int | str | None = "auto", test: floa
         "dataset": dataset.name,
         "source": {"split": "train", "images": n, "checksum": split_checksum(source)},
         "seed": int(seed),
-        "specs": {name: str(spec) for name, (spec, _) in wanted.items()},
+        "specs": {name: _spec_text(spec) for name, (spec, _) in wanted.items()},
         "indices": {name: parts[name].tolist() for name in wanted},
     }
     record["message"] = split_message(record)
     return _apply(dataset, parts, record, replace), record
+
+
+def _spec_text(spec) -> str:
+    """0.1 -> "10%"; counts and strings as given."""
+    if isinstance(spec, float) and 0 < spec < 1:
+        return f"{100 * spec:g}%"
+    return str(spec)
 
 
 def split_message(record: dict) -> str:
