@@ -73,7 +73,8 @@ def test_archives_with_a_single_top_level_folder(tmp_path, image_set, kind):
             for name, data in members.items():
                 zf.writestr(name, data)
     elif kind == "tar":
-        import tarfile, io  # noqa: E401
+        import io
+        import tarfile  # noqa: E401
 
         with tarfile.open(archive, "w") as tar:
             for name, data in members.items():

@@ -16,12 +16,22 @@ from cnnlab.models.layers import walk_layers
 from tests.conftest import require_data
 
 MODELS = list_models()
+# Keras Applications backbones (ResNet50, ConvNeXt-Tiny...) take 10-30 s each to build on a shared
+# CPU; tests/models/test_applications.py covers them (one small build, weights, preprocessing).
+LARGE = "keras-applications"
+
+
+def _skip_large(name: str) -> None:
+    if LARGE in model_info(name).tags:
+        pytest.skip(f"{name}: a Keras Applications backbone, tested in tests/models/test_applications.py")
+
 def _forward(model, batch: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(batch, training=False))
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_reference_configuration_count_and_forward_pass(name):
+    _skip_large(name)
     info = model_info(name)
     model = create_model(name, info.reference_input_shape, info.reference_num_classes)
     assert model.name == name
@@ -39,6 +49,7 @@ def test_reference_configuration_count_and_forward_pass(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_one_channel_input_at_the_minimum_size(name):
+    _skip_large(name)
     info = model_info(name)
     size = max(info.min_size, 2)
     model = create_model(name, (size, size, 1), num_classes=7, **info.quick_options)
@@ -78,6 +89,7 @@ def _training_loss(model, x, y) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_model_learns_128_mnist_images(name, mnist_128):
+    _skip_large(name)
     info = model_info(name)
     size = info.quick_size or max(info.min_size, info.input_shape[0])
     x = _resize(mnist_128[0], size)

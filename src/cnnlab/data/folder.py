@@ -8,8 +8,17 @@ read in class order, then every split is put in one fixed pseudo-random order (t
 load), so that ``val_split="first:10%"`` is a mixed sample, as it is on canonical CIFAR-10 whose
 batches are stored shuffled, and not one class. Files whose
 extension Pillow does not register as an image are ignored; an image that does not decode is a
-DataError naming it, or with ``skip_bad=True`` is skipped and counted in ``meta``. Without
-``image_size`` / ``channels``, the first image (in sorted path order) sets them.
+DataError naming it, or with ``skip_bad=True`` is skipped and counted in ``meta``. A class folder
+without images, or a single class, is a DataError (a classifier needs two classes or more).
+
+Images of mixed sizes and colour modes are converted to one size and mode, and ``meta`` counts
+them (``source_sizes``, ``source_modes``, ``resized``, ``converted``). Without ``channels`` the
+first image (in sorted path order) sets the mode. Without ``image_size`` the median size of (up to
+1,000 evenly spaced) images is used (median shorter and longer sides, in the orientation of most
+images), scaled down to at most ``MAX_DEFAULT_SIDE``
+(128) pixels on the longer side, keeping the aspect ratio; when that differs from the images'
+own size, ``meta["notes"]`` says so, for the caller to announce. ``resize`` is the resize policy
+(``squash``, ``center-crop``, ``pad``: :mod:`cnnlab.data.images`).
 
 Decoded splits are cached, one ``.npz`` per split, in :func:`cnnlab.paths.cache_dir`, keyed by the
 source's path, size and modification time and the decoding options, so the 60,000 JPEGs of the
@@ -19,6 +28,7 @@ CIFAR-10 copy are decoded once.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -26,23 +36,29 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data import archives
-from cnnlab.data.images import image_channels, open_image, to_array
+from cnnlab.data.images import SOURCE_SIZE, check_resize, image_channels, open_image, to_array
 from cnnlab.data.types import Split
 from cnnlab.errors import DataError
 from cnnlab.io import atomic_path, read_regular_bytes
 from cnnlab.paths import cache_dir
 
-CACHE_VERSION = 2
+CACHE_VERSION = 4
 SPLIT_FOLDERS = ("train", "test")
 MAX_REPORTED_BAD = 5
+MAX_DEFAULT_SIDE = 128  # the longer side of the default image size for folders of large photos
+SIZE_SAMPLE = 1000  # images whose header is read to choose the default image size
 FLAT_LAYOUT, SPLIT_LAYOUT = "class folders", "train/ and test/ folders"
 
 
 def load_folder(path: Path, splits=("train", "test"), image_size=None, channels=None, color_mode=None,
-                class_names=None, skip_bad: bool = False, cache: bool = True):
-    """(train, test or None, class_names, meta) of a class-folder image set."""
+                class_names=None, skip_bad: bool = False, cache: bool = True, resize: str = "squash",
+                list_files: bool = False):
+    """(train, test or None, class_names, meta) of a class-folder image set.
+
+    ``list_files`` adds ``meta["files"]``: {split: the file name of each image, in split order}.
+    """
     options = {"image_size": _size_option(image_size), "channels": _channels_option(channels, color_mode),
-               "skip_bad": bool(skip_bad)}
+               "skip_bad": bool(skip_bad), "resize": check_resize(resize)}
     fingerprint = _source_fingerprint(path) if cache else None
     loaded = {s: _read_cache(_cache_path(fingerprint, s, options)) for s in splits} if cache else {}
     loaded = {s: part for s, part in loaded.items() if part is not None}
@@ -54,10 +70,10 @@ def load_folder(path: Path, splits=("train", "test"), image_size=None, channels=
             loaded[split] = part
             if cache:
                 _write_cache(_cache_path(fingerprint, split, options), *part)
-    return _assemble(path, loaded, class_names)
+    return _assemble(path, loaded, class_names, list_files)
 
 
-def _assemble(path: Path, loaded: dict, class_names):
+def _assemble(path: Path, loaded: dict, class_names, list_files: bool = False):
     """Combine the loaded splits; relabel if the caller fixed the class order."""
     found = next(iter(loaded.values()))[1]
     classes = found if class_names is None else [str(c) for c in class_names]
@@ -65,11 +81,17 @@ def _assemble(path: Path, loaded: dict, class_names):
     if unknown:
         raise DataError(f"folder:{path}: class folder(s) {', '.join(unknown)} not in class_names")
     relabel = np.array([classes.index(c) for c in found], np.int64)
-    parts = {s: _interleave(Split(part[0].x, relabel[part[0].y])) for s, part in loaded.items()}
+    orders = {s: _interleave_order(len(part[0])) for s, part in loaded.items()}
+    parts = {s: Split(part[0].x, relabel[part[0].y]).take(orders[s]) for s, part in loaded.items()}
     metas = [part[2] for part in loaded.values()]
     meta = {key: metas[0][key] for key in ("source", "layout", "image_size", "channels", "ignored_files")}
     meta["skipped_bad"] = sum(m["skipped_bad"] for m in metas)
     meta["skipped_examples"] = sum((m["skipped_examples"] for m in metas), [])[:MAX_REPORTED_BAD]
+    for key in ("resized", "converted", "source_sizes", "source_modes"):
+        meta[key] = _merge_counts([m.get(key, 0) for m in metas])
+    meta["notes"] = metas[0].get("notes", [])
+    if list_files:
+        meta["files"] = {s: [part[2]["files"][i] for i in orders[s]] for s, part in loaded.items()}
     caches = [m["cache"] for m in metas if "cache" in m]
     if caches:
         meta["cache"] = caches  # the splits that came from the cache
@@ -78,12 +100,23 @@ def _assemble(path: Path, loaded: dict, class_names):
     return parts.get("train", empty), test, classes, meta
 
 
-def _interleave(split: Split) -> Split:
-    """The split in a fixed pseudo-random order (seed 0), so the classes are mixed."""
-    return split.take(np.random.default_rng(0).permutation(len(split)))
+def _interleave_order(n: int) -> np.ndarray:
+    """A fixed pseudo-random order (seed 0) of a split's images, so the classes are mixed."""
+    return np.random.default_rng(0).permutation(n)
 
 
-def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad) -> dict:
+def _merge_counts(values: list):
+    """Sum numbers, or {key: count} dicts key by key."""
+    if all(isinstance(v, (int, np.integer)) for v in values):
+        return int(sum(values))
+    total: dict = {}
+    for value in values:
+        for key, count in (value or {}).items():
+            total[key] = total.get(key, 0) + count
+    return dict(sorted(total.items(), key=lambda item: -item[1]))
+
+
+def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, resize="squash") -> dict:
     """{split: (Split, folder class names, meta)} for ``splits``, decoded from the source."""
     names, read = _file_source(path)
     layout = plan(path, names)
@@ -91,32 +124,76 @@ def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad) ->
         if "train" not in splits:
             raise DataError(f"folder:{path}: has no test/ folder (only class folders); load the train split")
         splits = ("train",)
-    first = min(layout["files"])  # the first image in path order decides size and mode if not given
-    if image_size is None or channels is None:
-        image = open_image(read(first, keep=True), name=f"{path}:{first}")
-        image_size = image_size or (image.size[1], image.size[0])
-        channels = channels or image_channels(image)
+    notes = []
+    if image_size is None:
+        image_size, note = default_image_size(path, sorted(layout["files"]), read)
+        notes += [note] if note else []
+    if channels is None:  # the first image in path order decides the colour mode
+        first = min(layout["files"])
+        channels = image_channels(open_image(read(first, keep=True), name=f"{path}:{first}"))
     classes = layout["class_names"]
     result = {}
     for split in splits:
         members = sorted(n for n, (s, _) in layout["files"].items() if s == split)
-        arrays, labels, bad = [], [], []
+        arrays, labels, bad, kept = [], [], [], []
+        sizes, modes, resized, converted = {}, {}, 0, 0
         for name in members:
             try:
-                image = open_image(read(name), name=f"{path}:{name}")
+                image = open_image(read(name), name=f"{path}:{name}", size=image_size, resize=resize)
             except DataError:
                 if not skip_bad:
                     raise
                 bad.append(name)
                 continue
-            arrays.append(to_array(image, image_size, channels))
+            # The size before any reduced-scale JPEG decoding (draft); the mode as stored.
+            width, height = image.info.get(SOURCE_SIZE, image.size)
+            key = f"{height}x{width}"
+            sizes[key] = sizes.get(key, 0) + 1
+            modes[image.mode] = modes.get(image.mode, 0) + 1
+            resized += (height, width) != tuple(image_size)
+            converted += image_channels(image) != channels or image.mode not in ("L", "RGB")
+            arrays.append(to_array(image, image_size, channels, resize))
             labels.append(classes.index(layout["files"][name][1]))
+            kept.append(name)
         x = np.stack(arrays) if arrays else np.zeros((0, *image_size, channels), np.uint8)
         meta = {"source": str(path), "layout": layout["layout"], "image_size": list(image_size),
                 "channels": int(channels), "ignored_files": layout["ignored"], "skipped_bad": len(bad),
-                "skipped_examples": bad[:MAX_REPORTED_BAD]}
+                "skipped_examples": bad[:MAX_REPORTED_BAD], "resized": int(resized), "converted": int(converted),
+                "source_sizes": sizes, "source_modes": modes, "notes": notes, "files": kept}
         result[split] = (Split(x, np.array(labels, np.int64)), classes, meta)
     return result
+
+
+def default_image_size(path: Path, names: list[str], read) -> tuple[tuple[int, int], str | None]:
+    """The median (H, W) of up to SIZE_SAMPLE evenly spaced images (headers only), the longer side
+    capped at MAX_DEFAULT_SIDE; and a note to announce when it is not every image's own size."""
+    from PIL import Image, UnidentifiedImageError
+
+    step = max(1, len(names) // SIZE_SAMPLE)
+    sizes = []
+    for name in names[::step][:SIZE_SAMPLE]:
+        try:
+            data = read(name, keep=True)
+            with Image.open(io.BytesIO(data)) as image:  # reads the header, decodes nothing
+                sizes.append((image.size[1], image.size[0]))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue  # a bad file is reported when it is decoded
+    if not sizes:
+        first = min(names)
+        image = open_image(read(first, keep=True), name=f"{path}:{first}")  # raises, naming the file
+        sizes = [(image.size[1], image.size[0])]
+    heights, widths = np.array(sizes).T
+    short, long = int(np.median(np.minimum(heights, widths))), int(np.median(np.maximum(heights, widths)))
+    portrait = np.sum(heights > widths) > np.sum(widths > heights)  # the orientation of most images
+    height, width = (long, short) if portrait else (short, long)
+    scale = min(1.0, MAX_DEFAULT_SIDE / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if len(set(sizes)) == 1 and size == sizes[0]:
+        return size, None
+    how = "mixed sizes" if len(set(sizes)) > 1 else f"{sizes[0][0]}x{sizes[0][1]} images"
+    capped = f", scaled to at most {MAX_DEFAULT_SIDE} pixels a side" if scale < 1 else ""
+    return size, (f"folder:{path}: {how} (median {height}x{width}{capped}); images are resized to "
+                  f"{size[0]}x{size[1]}; choose another size with image_size (--image-size)")
 
 
 def _file_source(path: Path):
@@ -148,9 +225,11 @@ def plan(path: Path, names: list[str]) -> dict:
     while parts and len({p[0] for p in parts}) == 1 and max(map(len, parts)) >= 3 and parts[0][0] not in SPLIT_FOLDERS:
         parts = [p[1:] for p in parts]
     has_splits = any(p[0] == "train" for p in parts if len(p) == 3)
-    files, ignored = {}, len(names) - len(visible)
+    files, ignored, folders = {}, len(names) - len(visible), set()
     for full, p in zip(visible, parts):
         depth_ok = (len(p) == 3 and p[0] in SPLIT_FOLDERS) if has_splits else len(p) == 2
+        if depth_ok:
+            folders.add("/".join(p[:-1]))
         if not depth_ok or os.path.splitext(p[-1])[1].lower() not in extensions:
             ignored += 1
             continue
@@ -158,8 +237,35 @@ def plan(path: Path, names: list[str]) -> dict:
     if not files:
         raise DataError(f"folder:{path}: no images found; expected train/<class>/<image> and test/<class>/<image>, "
                         f"or <class>/<image>")
-    return {"files": files, "class_names": sorted({cls for _, cls in files.values()}),
+    prefix = visible[0].split("/")[: len(visible[0].split("/")) - len(parts[0])]
+    folders |= _empty_class_folders(path, prefix, has_splits)
+    with_images = {"/".join((s, c) if has_splits else (c,)) for s, c in files.values()}
+    empty = sorted(folders - with_images)
+    if empty:
+        raise DataError(f"folder:{path}: class folder {empty[0]} has no images"
+                        + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""))
+    class_names = sorted({cls for _, cls in files.values()})
+    if len(class_names) < 2:
+        raise DataError(f"folder:{path}: only one class ({class_names[0]}); a classifier needs at least two "
+                        f"class folders")
+    return {"files": files, "class_names": class_names,
             "layout": SPLIT_LAYOUT if has_splits else FLAT_LAYOUT, "ignored": ignored}
+
+
+def _empty_class_folders(path: Path, prefix: list[str], has_splits: bool) -> set[str]:
+    """Class folders on disk with no file at all (an archive does not list empty folders)."""
+    if not path.is_dir():
+        return set()
+    root = path.joinpath(*prefix)
+    tops = [root / s for s in SPLIT_FOLDERS] if has_splits else [root]
+    found = set()
+    for top in tops:
+        if not top.is_dir():
+            continue
+        for folder in top.iterdir():
+            if folder.is_dir() and not folder.name.startswith(".") and not any(folder.iterdir()):
+                found.add(f"{top.name}/{folder.name}" if has_splits else folder.name)
+    return found
 
 
 def _size_option(image_size):

@@ -11,6 +11,12 @@ Normalisations:
 ``pad`` adds black (0) pixels on every side *before* normalising, as LeNet-5 is fed 28x28 MNIST
 digits centred in a 32x32 field (LeCun et al. 1998, "Gradient-based learning applied to
 document recognition", sec. II.A).
+
+``resize`` is the policy that brings an image of another shape to ``image_size``: ``squash``
+(ignore the aspect ratio), ``center-crop`` (cover, then cut the centre) or ``pad`` (fit inside,
+then black borders); see :mod:`cnnlab.data.images`. :meth:`Preprocessing.load_images` (files) and
+:meth:`Preprocessing.resize_images` (uint8 arrays) apply it with the same Pillow code, and it is
+stored with the rest in :meth:`Preprocessing.to_dict`, so prediction resizes as training did.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ class Preprocessing:
     """Pad and normalise uint8 NHWC batches; fit statistics on the training split only."""
 
     def __init__(self, image_size: Sequence[int] | None = None, channels: int | None = None, pad: int = 0,
-                 normalize: str = "unit", mean: Any = None, std: Any = None):
+                 normalize: str = "unit", mean: Any = None, std: Any = None, resize: str = "squash"):
+        from cnnlab.data.images import check_resize
+
         if normalize not in NORMALIZE_MODES:
             raise DataError(f"normalize: expected one of {', '.join(NORMALIZE_MODES)}, got {normalize!r}")
         if int(pad) < 0:
@@ -41,6 +49,7 @@ class Preprocessing:
         self.channels = None if channels is None else int(channels)
         self.pad = int(pad)
         self.normalize = normalize
+        self.resize = check_resize(resize)
         self.mean = None if mean is None else np.asarray(mean, np.float32)
         self.std = None if std is None else np.asarray(std, np.float32)
 
@@ -104,7 +113,24 @@ class Preprocessing:
         """Decode image files (any Pillow format, mode or bit depth) to uint8 at image_size, channels."""
         from cnnlab.data.images import load_image_files
 
-        return load_image_files(paths, self.image_size, self.channels)
+        return load_image_files(paths, self.image_size, self.channels, self.resize)
+
+    def resize_images(self, x: np.ndarray) -> np.ndarray:
+        """uint8 images (N, h, w, C) of any size brought to image_size by the resize policy.
+
+        The same Pillow code as :meth:`load_images`, so an array and the file it came from give
+        the same pixels. Images already at image_size are returned as they are.
+        """
+        x = np.asarray(x)
+        if x.ndim == 3:
+            x = x[..., np.newaxis]
+        if x.dtype != np.uint8 or x.ndim != 4:
+            raise DataError(f"preprocessing: expected uint8 images (N, H, W, C), got {x.dtype} {x.shape}")
+        if self.image_size is None:
+            raise DataError("preprocessing: image_size is unknown, so there is no size to resize to")
+        from cnnlab.data.images import resize_array
+
+        return resize_array(x, self.image_size, self.resize)
 
     def _check(self, x: np.ndarray, fitting: bool = False) -> np.ndarray:
         x = np.asarray(x)
@@ -133,11 +159,12 @@ class Preprocessing:
             "normalize": self.normalize,
             "mean": None if self.mean is None else self.mean.tolist(),
             "std": None if self.std is None else self.std.tolist(),
+            "resize": self.resize,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessing":
-        known = {"image_size", "channels", "pad", "normalize", "mean", "std"}
+        known = {"image_size", "channels", "pad", "normalize", "mean", "std", "resize"}
         unknown = set(data) - known
         if unknown:
             raise DataError(f"preprocessing: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -148,7 +175,7 @@ class Preprocessing:
 
     def __repr__(self) -> str:
         return (f"Preprocessing(image_size={self.image_size}, channels={self.channels}, pad={self.pad}, "
-                f"normalize={self.normalize!r})")
+                f"normalize={self.normalize!r}, resize={self.resize!r})")
 
 
 def _value_counts(x: np.ndarray) -> np.ndarray:

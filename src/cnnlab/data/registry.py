@@ -181,6 +181,10 @@ def _load_idx(folder: Path, splits: tuple, options: dict):
     names = options.pop("class_names", None)
     train, test, meta = _call_with_options(load_idx_dir, f"idx:{folder}", folder, splits, options=options)
     class_names = list(names) if names else [str(i) for i in range(meta["num_classes"])]
+    if meta["num_classes"] > len(class_names):
+        outside = sorted({int(v) for s in (train, test) for v in s.y[s.y >= len(class_names)]})
+        raise DataError(f"idx:{folder}: label(s) {', '.join(map(str, outside[:5]))} outside the "
+                        f"{len(class_names)} class names given (labels must be 0..{len(class_names) - 1})")
     return train, test, class_names, meta
 
 

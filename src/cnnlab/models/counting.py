@@ -100,6 +100,8 @@ def _layer_flops(layer) -> int:
         return _elements(_shapes(layer.input)[0])
     if isinstance(layer, (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum)):
         return (len(_shapes(layer.input)) - 1) * out
+    if name == "LayerScale":  # ConvNeXt (Keras Applications): one multiply per element
+        return out
     if layer.weights:
         raise ModelError(f"count_flops: no FLOP rule for layer {layer.name!r} of type {name}")
     return 0  # Flatten, Reshape, Dropout, Concatenate, padding, cropping, parameter-free shortcuts

@@ -30,6 +30,8 @@ class ModelInfo:
     ``batch_norm`` says that a layer computes statistics over the training batch (batch
     normalisation), so a step's result depends on the batch as a whole and cnnlab never splits the
     batch across cores (``--split-batch``); it defaults to True, the safe answer for a new model.
+    ``tags`` mark families: ``"keras-applications"`` for the ImageNet backbones of
+    :mod:`cnnlab.models.applications` (large: the zoo's quick tests leave them to their own tests).
     """
 
     name: str
@@ -46,6 +48,7 @@ class ModelInfo:
     quick_options: dict = field(default_factory=dict)
     quick_size: int | None = None
     batch_norm: bool = True
+    tags: tuple[str, ...] = ()
 
     @property
     def options(self) -> dict[str, Any]:
@@ -75,6 +78,7 @@ def register_model(
     quick_options: dict | None = None,
     quick_size: int | None = None,
     batch_norm: bool = True,
+    tags: tuple[str, ...] = (),
     **fixed_options: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``builder`` under ``name``.
@@ -103,6 +107,7 @@ def register_model(
             quick_options=dict(quick_options or {}),
             quick_size=quick_size,
             batch_norm=batch_norm,
+            tags=tuple(tags),
         )
         return builder
 
