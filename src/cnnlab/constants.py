@@ -16,3 +16,4 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine", "one-cycle")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 AUGMENTATION_KEYS = ("shift", "zoom", "rotation", "flip", "crop_padding", "fill")
+RESIZE_POLICIES = ("squash", "center-crop", "pad")  # how images are brought to --image-size

@@ -26,11 +26,11 @@ from typing import Iterable
 
 import numpy as np
 
+from cnnlab.constants import RESIZE_POLICIES
 from cnnlab.data.limits import limit
 from cnnlab.errors import DataError
 from cnnlab.io import read_regular_bytes
 
-RESIZE_POLICIES = ("squash", "center-crop", "pad")
 SOURCE_SIZE = "cnnlab_source_size"  # key in a decoded image's ``info``: its (width, height) in the file
 
 # Pillow's 16-bit grayscale modes; "I" (32-bit) is what older Pillow returns for 16-bit PNGs.

@@ -32,6 +32,7 @@ from cnnlab.constants import (
     NORMALIZE_MODES,
     OPTIMIZERS,
     PRECISIONS,
+    RESIZE_POLICIES,
     SCHEDULES,
     TTA_MODES,
 )
@@ -153,6 +154,38 @@ def _table(name, value):
     return dict(value)
 
 
+def _holdout(name, value):
+    """auto, none, a fraction in (0, 1), "10%", or a count of images."""
+    if value is None:
+        return "none"
+    text = str(value).strip().lower()
+    if text in ("auto", "none", "0"):
+        return "none" if text == "0" else text
+    if isinstance(value, bool):
+        raise _bad(name, "auto, none, a fraction, a percentage or a count", value)
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise _bad(name, "auto, none, a fraction, a percentage or a count", value) from None
+    if not math.isfinite(number) or number <= 0 or (number >= 1 and number != int(number)):
+        raise _bad(name, "a fraction in (0, 1), a percentage or a positive count", value)
+    return str(int(number)) if number >= 1 else f"{number:g}"
+
+
+def _image_size(name, value):
+    """"" (the dataset's own size), "H" or "H,W" (also HxW)."""
+    if value is None or str(value).strip() == "":
+        return ""
+    parts = str(value).lower().replace("x", ",").split(",")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1 or max(sizes) > 4096:
+        raise _bad(name, "H or H,W in pixels (1 to 4096)", value)
+    return ",".join(str(v) for v in (sizes * 2)[:2])
+
+
 def _flip(name, value):
     """true / false, or "alternate" (airbench's derandomized flip: each image on alternate epochs)."""
     if isinstance(value, str) and value.strip().lower() == "alternate":
@@ -230,6 +263,22 @@ class TrainConfig:
     model_options: dict = option({}, _table, cli=False, help="Model builder options (--model-option KEY=VALUE).")
     val_split: Any = option(None, _val_split, metavar="SPEC", panel="data",
                             help="Validation images taken from train: 0.1, 5000, first:10%, last:10000, none.")
+    test_split: str = option("auto", _holdout, metavar="SPEC", panel="data", legacy="none",
+                             help="For a dataset without a test split: the images held out (stratified by class, "
+                             "seeded, recorded in split.json) as a test split: 0.1, 10%, 500, none; auto = 10%, "
+                             "and 10% for validation too unless --val-split says otherwise.")
+    image_size: str = option("", _image_size, metavar="H[,W]", panel="data", legacy="",
+                             help="Resize every image to H x W (e.g. 64 or 96,128); default: the dataset's size, "
+                             "for folders of photos the median size capped at 128 (announced).")
+    resize: str = option("squash", _choice(RESIZE_POLICIES), metavar="POLICY", panel="data", legacy="squash",
+                         help="How --image-size resizes: " + ", ".join(RESIZE_POLICIES) + ".")
+    skip_bad: bool = option(False, _boolean, panel="data", legacy=False,
+                            help="Skip image files that cannot be decoded (counted) instead of stopping.")
+    inspect: bool = option(True, _boolean, panel="data", legacy=False,
+                           help="Check the data first (classes missing from a split, duplicates, labels, "
+                           "imbalance): warnings in the console, train.log and config.json.")
+    strict: bool = option(False, _boolean, panel="data", legacy=False,
+                          help="Stop when the data check warns, instead of training on.")
     max_train_samples: int = option(0, _non_negative_int, metavar="N", panel="data",
                                     help="Train on a fixed subset of N images (0 = all).")
     max_eval_samples: int = option(0, _non_negative_int, metavar="N", panel="data",

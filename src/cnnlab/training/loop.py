@@ -33,7 +33,7 @@ from cnnlab.io import atomic_write_json
 from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
-from cnnlab.training.datasets import load_run_dataset
+from cnnlab.training.datasets import SPLIT_FILE, load_run_data
 from cnnlab.training.run import (CONFIG, LOG, RUN_SCHEMA, Run, check_same_data, check_unlocked, default_run_name,
                                  lock_run_folder, new_run_folder)
 
@@ -244,13 +244,19 @@ class Trainer:
             raise ConfigError(f"--augment: {exc}") from None
         with quiet_native_stderr():  # on JAX and torch this imports TensorFlow (to seed tf.data), which logs
             keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
-        self.data = self.preloaded or load_run_dataset(config, self.data_dir)
+        if self.preloaded is not None:
+            self.data, self.split_record = self.preloaded, None
+        else:
+            recorded = self.resume_from.split_record() if self.resume_from is not None else None
+            self.data, self.split_record = load_run_data(config, self.data_dir, recorded)
+        self.data_checks = self._check_data()
         self.data_fingerprint = check_same_data(self.resume_from, self.data)  # a resume needs the same data
         if self.resume_from is not None:
             self.preprocessing = self.resume_from.preprocessing
         else:
             self.preprocessing = Preprocessing(image_size=self.data.input_shape[:2], channels=self.data.input_shape[2],
-                                               pad=config.pad, normalize=config.normalize).fit(self.data.train.x)
+                                               pad=config.pad, normalize=config.normalize,
+                                               resize=config.resize).fit(self.data.train.x)
         n = len(self.data.train)
         self.batches_per_epoch = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         if self.batches_per_epoch == 0:
@@ -264,6 +270,17 @@ class Trainer:
             self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
         self.state = LoopState(total_steps=self.total_steps)
 
+    def _check_data(self) -> list[str]:
+        """``--inspect``: the data check's warnings (``--strict``: stop on any), before anything is written."""
+        if not self.config.inspect or self.resume_from is not None:
+            return []
+        from cnnlab.data.inspect import inspect_dataset
+
+        report = inspect_dataset(self.data)
+        if self.config.strict:
+            report.raise_if_warnings("--strict")
+        return list(report.warnings)
+
     def _start(self) -> None:
         """A fresh run writes its config; a resumed one restores its checkpoint. Then ``on_train_begin``."""
         config = self.config
@@ -272,6 +289,10 @@ class Trainer:
         if self.resume_from is None:
             if self.is_writer:
                 self._write_config()
+            if self.split_record is not None:
+                self.say(self.split_record["message"])
+            for warning in self.data_checks:
+                self.say(f"data check: {warning}")
             smoothing = (f"; the training loss includes label smoothing {config.label_smoothing}, validation and "
                          f"test losses are plain cross-entropy" if config.label_smoothing else "")
             self.say(f"run {self.path}: {config.model} on {config.dataset} ({len(self.data.train)} training "
@@ -303,10 +324,15 @@ class Trainer:
             "total_steps": self.total_steps,
             "params": self.engine.param_count(),
             "data_fingerprint": self.data_fingerprint,
+            "data_checks": self.data_checks,
             "versions": describe(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write_json(self.path / CONFIG, document)
+        if self.split_record is not None:  # after config.json: a kill in between draws the same split again
+            from cnnlab.data.splits import save_split_record
+
+            save_split_record(self.split_record, self.path / SPLIT_FILE)
 
     def _restore(self) -> None:
         pointer = ckpt.read_pointer(self.path, "latest")

@@ -291,11 +291,13 @@ def check_config(path: Path, document: dict) -> dict:
 
 
 def _check_preprocessing(c: _Checker, pre: dict, input_shape: list) -> None:
-    from cnnlab.constants import NORMALIZE_MODES
+    from cnnlab.constants import NORMALIZE_MODES, RESIZE_POLICIES
 
-    unknown = set(pre) - {"image_size", "channels", "pad", "normalize", "mean", "std"}
+    unknown = set(pre) - {"image_size", "channels", "pad", "normalize", "mean", "std", "resize"}
     if unknown:
         c.fail(f"preprocessing.{sorted(unknown)[0]}", "no such setting", got=False)
+    if pre.get("resize", "squash") not in RESIZE_POLICIES:
+        c.fail("preprocessing.resize", "one of " + ", ".join(RESIZE_POLICIES), pre.get("resize"))
     size = pre.get("image_size")
     if not isinstance(size, list) or len(size) != 2 or not all(_is_int(v) and 0 < v <= 1 << 16 for v in size):
         c.fail("preprocessing.image_size", "[height, width] of positive integers", size)
@@ -663,7 +665,15 @@ class Run:
 
         if self.config.get("dataset", {}).get("name") == "arrays":
             raise RunError(f"{self.path}: trained on in-memory arrays (ConvNN.fit); the data is not on disk")
-        return load_run_dataset(self.train_config, data_dir=data_dir)
+        return load_run_dataset(self.train_config, data_dir=data_dir, record=self.split_record())
+
+    def split_record(self) -> dict | None:
+        """The validation/test split the run held out of its training images (``split.json``), if any."""
+        from cnnlab.data.splits import load_split_record
+        from cnnlab.training.datasets import SPLIT_FILE
+
+        path = self.path / SPLIT_FILE
+        return load_split_record(path) if path.is_file() else None
 
     def lock(self, *, new: bool = False):
         """``with run.lock(): ...``: hold the folder's writer lock (:func:`lock_run_folder`)."""
