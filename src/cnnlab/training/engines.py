@@ -145,6 +145,11 @@ class KerasEngine(Engine):
         if config.freeze:
             from cnnlab.models.transfer import freeze_targets
 
+            if keras.backend.backend() == "jax":
+                # Keras's JAX optimizer updates exactly the variables it was built with, so a frozen
+                # layer would need another optimizer (and another checkpoint layout) once unfrozen.
+                raise ConfigError("--freeze: not available on the JAX backend (use --backend tensorflow or torch)")
+
             layers = freeze_targets(self.model, config.freeze)
             self.frozen = [layer.name for layer in layers]
             if config.backbone_lr_mult != 1.0:
