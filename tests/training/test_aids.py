@@ -13,12 +13,20 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, require_data, run_cli
 from cnnlab.errors import ConfigError
 from cnnlab.training.config import LEGACY_VALUES, TrainConfig, resolve_config
+from tests.conftest import assert_clean_error, require_data, run_cli
 
-NEW_OPTIONS = {"ema": 0.0, "clip_norm": 0.0, "class_weight": "", "sampler": "shuffle", "init_from": "",
-               "freeze": "", "unfreeze_at": 0, "backbone_lr_mult": 1.0}
+NEW_OPTIONS = {
+    "ema": 0.0,
+    "clip_norm": 0.0,
+    "class_weight": "",
+    "sampler": "shuffle",
+    "init_from": "",
+    "freeze": "",
+    "unfreeze_at": 0,
+    "backbone_lr_mult": 1.0,
+}
 
 
 def _engine(model="lenet5", shape=(32, 32, 1), classes=10, level="keras", seed=3, **options):
@@ -26,8 +34,16 @@ def _engine(model="lenet5", shape=(32, 32, 1), classes=10, level="keras", seed=3
     from cnnlab.training.engines import make_engine
 
     keras.utils.set_random_seed(seed)
-    config = TrainConfig(model=model, dataset="arrays", batch_size=8, precision="float32", split_batch=1,
-                         backend="tensorflow", level=level, **options)
+    config = TrainConfig(
+        model=model,
+        dataset="arrays",
+        batch_size=8,
+        precision="float32",
+        split_batch=1,
+        backend="tensorflow",
+        level=level,
+        **options,
+    )
     return make_engine(config, shape, classes, total_steps=100)
 
 
@@ -38,24 +54,28 @@ def _batches(steps=3, n=8, shape=(32, 32, 1), classes=10, seed=0):
 
 # ----------------------------------------------------------------------------- the option schema
 
+
 def test_every_new_option_is_off_for_older_runs_and_by_default():
     assert {k: LEGACY_VALUES[k] for k in NEW_OPTIONS} == NEW_OPTIONS
     defaults = TrainConfig()
     assert {k: getattr(defaults, k) for k in NEW_OPTIONS} == NEW_OPTIONS
 
 
-@pytest.mark.parametrize("options, needle", [
-    (dict(level="scratch", ema=0.99), "--ema: not available at level scratch"),
-    (dict(level="scratch", clip_norm=1.0), "--clip-norm: not available at level scratch"),
-    (dict(level="lowlevel", class_weight="balanced"), "--class-weight: not available at level lowlevel"),
-    (dict(level="lowlevel", freeze="backbone"), "--freeze: not available at level lowlevel"),
-    (dict(unfreeze_at=2), "--unfreeze-at: needs --freeze"),
-    (dict(freeze="backbone", backbone_lr_mult=0.1), "--backbone-lr-mult: needs --freeze and --unfreeze-at"),
-    (dict(ema=1.0), "--ema: expected 0 (off) or a decay in (0, 1)"),
-    (dict(class_weight="0=1,x=2"), "--class-weight: expected balanced or CLASS=WEIGHT pairs"),
-    (dict(freeze="half"), "--freeze: expected backbone, until:LAYER or a number of layers N"),
-    (dict(sampler="balanced", shuffle=False), "--sampler balanced"),
-])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        (dict(level="scratch", ema=0.99), "--ema: not available at level scratch"),
+        (dict(level="scratch", clip_norm=1.0), "--clip-norm: not available at level scratch"),
+        (dict(level="lowlevel", class_weight="balanced"), "--class-weight: not available at level lowlevel"),
+        (dict(level="lowlevel", freeze="backbone"), "--freeze: not available at level lowlevel"),
+        (dict(unfreeze_at=2), "--unfreeze-at: needs --freeze"),
+        (dict(freeze="backbone", backbone_lr_mult=0.1), "--backbone-lr-mult: needs --freeze and --unfreeze-at"),
+        (dict(ema=1.0), "--ema: expected 0 (off) or a decay in (0, 1)"),
+        (dict(class_weight="0=1,x=2"), "--class-weight: expected balanced or CLASS=WEIGHT pairs"),
+        (dict(freeze="half"), "--freeze: expected backbone, until:LAYER or a number of layers N"),
+        (dict(sampler="balanced", shuffle=False), "--sampler balanced"),
+    ],
+)
 def test_options_a_level_cannot_do_are_one_line_errors(options, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         resolve_config(model="lenet5", dataset="mnist", steps=1, **options)
@@ -64,18 +84,34 @@ def test_options_a_level_cannot_do_are_one_line_errors(options, needle):
 def test_class_weight_spellings_are_stored_in_one_form():
     config = resolve_config(model="lenet5", dataset="mnist", steps=1, class_weight="1=2.5, 0=1")
     assert config.class_weight == "0=1.0,1=2.5"
-    assert resolve_config(model="lenet5", dataset="mnist", steps=1, class_weight={"0": 1, "1": 2.5}).class_weight \
+    assert (
+        resolve_config(model="lenet5", dataset="mnist", steps=1, class_weight={"0": 1, "1": 2.5}).class_weight
         == "0=1.0,1=2.5"
+    )
 
 
 def test_cli_refuses_ema_at_level_scratch_in_one_line(tmp_path):
-    proc = run_cli("train", "--model", "lenet5", "--dataset", "mnist", "--steps", "1", "--level", "scratch",
-                   "--ema", "0.99", "--runs-dir", tmp_path)
+    proc = run_cli(
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        "mnist",
+        "--steps",
+        "1",
+        "--level",
+        "scratch",
+        "--ema",
+        "0.99",
+        "--runs-dir",
+        tmp_path,
+    )
     assert_clean_error(proc, "--ema", "scratch")
     assert not any(tmp_path.iterdir())
 
 
 # ----------------------------------------------------------------------------- --ema
+
 
 def _hand_average(engine, xs, ys, decay):
     """Keras's documented rule: after step 1 average = weight; then average = d * average + (1 - d) * weight."""
@@ -117,13 +153,29 @@ def mnist_env():
     return {"CNNLAB_DATA_DIR": str(require_data("mnist", "train-images-idx3-ubyte.gz").parents[1])}
 
 
-EMA_RUN = dict(model="lenet5", dataset="mnist", pad=2, val_split=100, max_train_samples=200, max_eval_samples=100,
-               batch_size=20, optimizer="sgd", lr=0.05, momentum=0.9, ema=0.9, clip_norm=5.0, seed=4, steps=25,
-               steps_per_execution=1, verbose=False)
+EMA_RUN = dict(
+    model="lenet5",
+    dataset="mnist",
+    pad=2,
+    val_split=100,
+    max_train_samples=200,
+    max_eval_samples=100,
+    batch_size=20,
+    optimizer="sgd",
+    lr=0.05,
+    momentum=0.9,
+    ema=0.9,
+    clip_norm=5.0,
+    seed=4,
+    steps=25,
+    steps_per_execution=1,
+    verbose=False,
+)
 
 
 def test_ema_run_interrupted_mid_epoch_then_resumed_ends_bit_for_bit_like_the_uninterrupted_one(
-        tmp_path, mnist_env, monkeypatch):
+    tmp_path, mnist_env, monkeypatch
+):
     """The moving averages live in the optimizer's variables, which every checkpoint stores. A real
     Ctrl-C (SIGINT) at step 13, inside epoch 2, then --resume; all in one process, so TensorFlow's
     thread layout is the same for both runs."""
@@ -161,6 +213,7 @@ def test_ema_run_interrupted_mid_epoch_then_resumed_ends_bit_for_bit_like_the_un
 
 # ----------------------------------------------------------------------------- --clip-norm
 
+
 def test_clip_norm_bounds_the_update_of_a_huge_gradient():
     xs, ys = _batches(steps=1, shape=(28, 28, 1))
     xs = xs * 1e4  # a huge learning signal: the logits' gradient is scaled by 10,000
@@ -176,6 +229,7 @@ def test_clip_norm_bounds_the_update_of_a_huge_gradient():
 
 
 # ----------------------------------------------------------------------------- --class-weight, --sampler
+
 
 def test_balanced_class_weights_follow_scikit_learn():
     from cnnlab.training.sampling import class_weights
@@ -232,13 +286,25 @@ def test_training_with_class_weights_and_the_balanced_sampler(tmp_path):
     y = np.array([0] * 90 + [1] * 10)
     x = (rng.random((100, 12, 12, 1)) * 60 + y[:, None, None, None] * 120).astype(np.uint8)
     data = Dataset("arrays", Split(x, y), Split(x[:20], y[:20]), None, ["a", "b"])
-    run = train("softmax", data, steps=10, batch_size=10, class_weight="balanced", sampler="balanced", lr=0.1,
-                optimizer="sgd", runs_dir=tmp_path, name="imbalanced", verbose=False)
+    run = train(
+        "softmax",
+        data,
+        steps=10,
+        batch_size=10,
+        class_weight="balanced",
+        sampler="balanced",
+        lr=0.1,
+        optimizer="sgd",
+        runs_dir=tmp_path,
+        name="imbalanced",
+        verbose=False,
+    )
     assert run.config["class_weights"] == pytest.approx([100 / 180, 100 / 20])
     assert run.config["train"]["sampler"] == "balanced"
 
 
 # ----------------------------------------------------------------------------- lr-find
+
 
 def test_lr_find_suggests_a_rate_inside_the_range_and_writes_only_its_files(tmp_path, mnist_env, monkeypatch):
     from cnnlab.training.lr_find import lr_find
@@ -246,8 +312,19 @@ def test_lr_find_suggests_a_rate_inside_the_range_and_writes_only_its_files(tmp_
     monkeypatch.setenv("CNNLAB_DATA_DIR", mnist_env["CNNLAB_DATA_DIR"])
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "finder"
-    result = lr_find("lenet5", "mnist", pad=2, max_train_samples=1000, batch_size=32, optimizer="sgd",
-                     start_lr=1e-4, end_lr=100.0, num_steps=60, out=out, verbose=False)
+    result = lr_find(
+        "lenet5",
+        "mnist",
+        pad=2,
+        max_train_samples=1000,
+        batch_size=32,
+        optimizer="sgd",
+        start_lr=1e-4,
+        end_lr=100.0,
+        num_steps=60,
+        out=out,
+        verbose=False,
+    )
     assert np.isfinite(result.suggested) and 1e-4 <= result.suggested <= 100.0
     assert (out / "lr-find.png").stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["finder"]  # no run folder, nothing else
@@ -263,17 +340,46 @@ def test_lr_find_suggests_a_rate_inside_the_range_and_writes_only_its_files(tmp_
 
 
 def test_lr_find_cli_takes_the_train_options(tmp_path, mnist_env):
-    proc = run_cli("lr-find", "--model", "softmax", "--dataset", "mnist", "--max-train-samples", "300",
-                   "--batch-size", "30", "--steps", "12", "--optimizer", "sgd", "--out", tmp_path / "f", "-q",
-                   env=mnist_env)
+    proc = run_cli(
+        "lr-find",
+        "--model",
+        "softmax",
+        "--dataset",
+        "mnist",
+        "--max-train-samples",
+        "300",
+        "--batch-size",
+        "30",
+        "--steps",
+        "12",
+        "--optimizer",
+        "sgd",
+        "--out",
+        tmp_path / "f",
+        "-q",
+        env=mnist_env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "suggested learning rate" in proc.stdout and (tmp_path / "f" / "lr-find.png").is_file()
-    bad = run_cli("lr-find", "--model", "softmax", "--dataset", "mnist", "--start-lr", "1", "--end-lr", "0.1",
-                  "--out", tmp_path / "g", env=mnist_env)
+    bad = run_cli(
+        "lr-find",
+        "--model",
+        "softmax",
+        "--dataset",
+        "mnist",
+        "--start-lr",
+        "1",
+        "--end-lr",
+        "0.1",
+        "--out",
+        tmp_path / "g",
+        env=mnist_env,
+    )
     assert_clean_error(bad, "--start-lr")
 
 
 # ----------------------------------------------------------------------------- fine-tuning
+
 
 def test_load_weights_by_name_copies_matching_layers_and_replaces_a_head_of_another_size(tmp_path):
     from cnnlab.models import create_model
@@ -301,8 +407,11 @@ def _bn_stats(model):
     from cnnlab._keras import keras
     from cnnlab.models.transfer import weighted_layers
 
-    return {layer.name: [w.copy() for w in layer.get_weights()]
-            for layer in weighted_layers(model) if isinstance(layer, keras.layers.BatchNormalization)}
+    return {
+        layer.name: [w.copy() for w in layer.get_weights()]
+        for layer in weighted_layers(model)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
 
 
 def _refused_on_jax():
@@ -322,8 +431,16 @@ def test_a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics_then_unfr
     if _refused_on_jax():
         return
 
-    engine = _engine(model="resnet20", shape=(16, 16, 3), classes=4, optimizer="sgd", lr=0.1, momentum=0.9,
-                     freeze="backbone", unfreeze_at=2)
+    engine = _engine(
+        model="resnet20",
+        shape=(16, 16, 3),
+        classes=4,
+        optimizer="sgd",
+        lr=0.1,
+        momentum=0.9,
+        freeze="backbone",
+        unfreeze_at=2,
+    )
     xs, ys = _batches(steps=2, shape=(16, 16, 3), classes=4)
     xs = xs * 3 + 1  # statistics far from the initial moving mean 0 / variance 1
     layers = weighted_layers(engine.model)
@@ -341,8 +458,11 @@ def test_a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics_then_unfr
     assert all(changed[-head:]) and not any(changed[:-head])
     assert engine.unfreeze() and not engine.unfreeze()
     engine.train_steps(xs, ys)
-    assert any(not np.array_equal(a, b) for name, values in _bn_stats(engine.model).items()
-               for a, b in zip(values, stats[name]))
+    assert any(
+        not np.array_equal(a, b)
+        for name, values in _bn_stats(engine.model).items()
+        for a, b in zip(values, stats[name])
+    )
 
 
 def test_backbone_lr_mult_scales_the_unfrozen_backbone_update():
@@ -351,8 +471,9 @@ def test_backbone_lr_mult_scales_the_unfrozen_backbone_update():
     xs, ys = _batches(steps=1, shape=(28, 28, 1))
 
     def deltas(mult):
-        engine = _engine(model="lenet5", shape=(28, 28, 1), optimizer="sgd", lr=0.1, freeze="2", unfreeze_at=1,
-                         backbone_lr_mult=mult)
+        engine = _engine(
+            model="lenet5", shape=(28, 28, 1), optimizer="sgd", lr=0.1, freeze="2", unfreeze_at=1, backbone_lr_mult=mult
+        )
         engine.unfreeze()
         before = [w.copy() for w in engine.model.get_weights()]
         engine.train_steps(xs, ys)
@@ -383,3 +504,21 @@ def test_init_from_a_run_folder_with_another_class_count(tmp_path):
     with pytest.raises(ConfigError, match="no layer matches"):
         train("softmax", data(3), init_from=str(first.path), name="third", **common)
     assert not (tmp_path / "third").exists()
+    # lr-find from a run leaves the run folder as it was, byte for byte.
+    from cnnlab.training.lr_find import lr_find
+
+    def files(folder):
+        return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    before = files(first.path)
+    lr_find(
+        "lenet5",
+        data(3),
+        pad=2,
+        batch_size=20,
+        init_from=str(first.path),
+        num_steps=5,
+        out=tmp_path / "lrf",
+        verbose=False,
+    )
+    assert files(first.path) == before

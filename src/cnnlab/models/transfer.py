@@ -91,6 +91,7 @@ def _h5_arrays(path: Path) -> dict[str, list[np.ndarray]]:
     arrays: dict[str, list[np.ndarray]] = {}
     try:
         with h5py.File(path, "r") as fh:
+
             def visit(name, obj):
                 parts = name.split("/")
                 if isinstance(obj, h5py.Group) and parts[-1] == "vars" and len(obj):
@@ -157,11 +158,12 @@ def freeze_targets(model, spec: str) -> list:
     if spec == "backbone":
         return layers[:-1]
     if spec.startswith("until:"):
-        name = spec[len("until:"):]
+        name = spec[len("until:") :]
         names = [layer.name for layer in layers]
         if name not in names:
-            raise ConfigError(f"--freeze: {model.name} has no layer with weights named {name!r} "
-                              f"(first ones: {', '.join(names[:5])})")
+            raise ConfigError(
+                f"--freeze: {model.name} has no layer with weights named {name!r} (first ones: {', '.join(names[:5])})"
+            )
         return layers[: names.index(name) + 1]
     count = int(spec)
     if count >= len(layers):

@@ -66,10 +66,21 @@ def suggest(rates, smoothed) -> float:
     return float(rates[start + int(np.argmin(slopes))])
 
 
-def lr_find(model: str | None = None, dataset: str | None = None, recipe: str | None = None, *,
-            start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100, out: str | os.PathLike = "lr-find",
-            beta: float = 0.98, diverge: float = 4.0, data_dir=None, verbose: bool = True,
-            **options) -> LRFindResult:
+def lr_find(
+    model: str | None = None,
+    dataset: str | None = None,
+    recipe: str | None = None,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    out: str | os.PathLike = "lr-find",
+    beta: float = 0.98,
+    diverge: float = 4.0,
+    data_dir=None,
+    verbose: bool = True,
+    **options,
+) -> LRFindResult:
     """Run the range test for a model and dataset (or recipe) with ``cnnlab train``'s ``options``."""
     from cnnlab._keras import keras
     from cnnlab.backend import quiet_native_stderr
@@ -99,8 +110,9 @@ def lr_find(model: str | None = None, dataset: str | None = None, recipe: str | 
         keras.utils.set_random_seed(config.seed)
     data = preloaded or load_run_dataset(config, data_dir)
     train = data.train
-    preprocessing = Preprocessing(image_size=data.input_shape[:2], channels=data.input_shape[2], pad=config.pad,
-                                  normalize=config.normalize).fit(train.x)
+    preprocessing = Preprocessing(
+        image_size=data.input_shape[:2], channels=data.input_shape[2], pad=config.pad, normalize=config.normalize
+    ).fit(train.x)
     augmentation = Augmentation.from_dict(config.augmentation)
     with quiet_native_stderr():
         engine = make_engine(config, preprocessing.output_shape, data.num_classes, num_steps)
@@ -114,11 +126,18 @@ def lr_find(model: str | None = None, dataset: str | None = None, recipe: str | 
         epoch = 0
         while True:
             if config.sampler == "balanced":
-                order = balanced_batch_indices(train.y, config.batch_size, seed=config.seed, epoch=epoch,
-                                               drop_last=config.drop_last)
+                order = balanced_batch_indices(
+                    train.y, config.batch_size, seed=config.seed, epoch=epoch, drop_last=config.drop_last
+                )
             else:
-                order = batch_indices(len(train), config.batch_size, shuffle=config.shuffle, seed=config.seed,
-                                      epoch=epoch, drop_last=config.drop_last)
+                order = batch_indices(
+                    len(train),
+                    config.batch_size,
+                    shuffle=config.shuffle,
+                    seed=config.seed,
+                    epoch=epoch,
+                    drop_last=config.drop_last,
+                )
             for index, rows in enumerate(order):
                 x = train.x[rows]
                 if augmentation.enabled:
@@ -147,21 +166,40 @@ def lr_find(model: str | None = None, dataset: str | None = None, recipe: str | 
             break
     if len(rates) < 3:
         raise ConfigError(f"lr-find: the loss diverged within {len(rates)} steps; lower --start-lr")
-    result = LRFindResult(rates=rates, losses=losses, smoothed=smoothed, suggested=suggest(rates, smoothed),
-                          min_loss_rate=float(rates[int(np.argmin(smoothed))]), stopped_early=stopped)
+    result = LRFindResult(
+        rates=rates,
+        losses=losses,
+        smoothed=smoothed,
+        suggested=suggest(rates, smoothed),
+        min_loss_rate=float(rates[int(np.argmin(smoothed))]),
+        stopped_early=stopped,
+    )
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     result.plot, result.json = str(out / PLOT), str(out / RESULT)
     _plot(result, out / PLOT, atomic_path)
-    atomic_write_json(out / RESULT, {**asdict(result), "min_loss_rate_over_10": result.min_loss_rate / 10,
-                                     "rule": "steepest descent of the smoothed loss against log10(rate)",
-                                     "start_lr": start_lr, "end_lr": end_lr, "steps": num_steps, "beta": beta,
-                                     "model": config.model, "dataset": config.dataset,
-                                     "optimizer": config.optimizer, "batch_size": config.batch_size})
+    atomic_write_json(
+        out / RESULT,
+        {
+            **asdict(result),
+            "min_loss_rate_over_10": result.min_loss_rate / 10,
+            "rule": "steepest descent of the smoothed loss against log10(rate)",
+            "start_lr": start_lr,
+            "end_lr": end_lr,
+            "steps": num_steps,
+            "beta": beta,
+            "model": config.model,
+            "dataset": config.dataset,
+            "optimizer": config.optimizer,
+            "batch_size": config.batch_size,
+        },
+    )
     if verbose:
-        print(f"lr-find: {len(rates)} steps from {rates[0]:.3g} to {rates[-1]:.3g}"
-              f"{' (stopped: the loss diverged)' if stopped else ''}; suggested rate {result.suggested:.3g} "
-              f"(steepest descent), minimum at {result.min_loss_rate:.3g}")
+        print(
+            f"lr-find: {len(rates)} steps from {rates[0]:.3g} to {rates[-1]:.3g}"
+            f"{' (stopped: the loss diverged)' if stopped else ''}; suggested rate {result.suggested:.3g} "
+            f"(steepest descent), minimum at {result.min_loss_rate:.3g}"
+        )
     return result
 
 

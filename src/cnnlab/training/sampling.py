@@ -27,16 +27,19 @@ def class_weights(spec: str, y: np.ndarray, num_classes: int) -> np.ndarray | No
     table = class_weight_table(spec)
     outside = sorted(c for c in table if c >= num_classes)
     if outside:
-        raise ConfigError(f"--class-weight: class {outside[0]} is outside the dataset's {num_classes} classes "
-                          f"(0 to {num_classes - 1})")
+        raise ConfigError(
+            f"--class-weight: class {outside[0]} is outside the dataset's {num_classes} classes "
+            f"(0 to {num_classes - 1})"
+        )
     weights = np.ones(num_classes, dtype=np.float32)
     for index, weight in table.items():
         weights[index] = weight
     return weights
 
 
-def balanced_batch_indices(y: np.ndarray, batch_size: int, *, seed: int = 0, epoch: int = 0,
-                           drop_last: bool = False) -> list[np.ndarray]:
+def balanced_batch_indices(
+    y: np.ndarray, batch_size: int, *, seed: int = 0, epoch: int = 0, drop_last: bool = False
+) -> list[np.ndarray]:
     """An epoch of batches in which every class present is drawn equally often.
 
     As many images per epoch as the training set has (so an epoch is the same number of steps as
@@ -56,5 +59,4 @@ def balanced_batch_indices(y: np.ndarray, batch_size: int, *, seed: int = 0, epo
         where = np.flatnonzero(slots == c)
         order[where] = members[c][rng.integers(0, len(members[c]), len(where))]
     stop = n - n % batch_size if drop_last else n
-    return [order[start:start + batch_size] for start in range(0, stop, batch_size)]
-
+    return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
