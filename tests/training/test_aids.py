@@ -522,3 +522,50 @@ def test_init_from_a_run_folder_with_another_class_count(tmp_path):
         verbose=False,
     )
     assert files(first.path) == before
+
+
+def test_unfreeze_at_trains_the_frozen_layers_from_that_epoch(tmp_path):
+    """--freeze backbone --unfreeze-at 2 in a run: epoch 1 leaves the backbone as it started, epoch 2 trains it."""
+    from cnnlab._keras import keras
+    from cnnlab.data import Dataset, Split
+    from cnnlab.training import train
+    from cnnlab.training.callbacks import Callback
+
+    if keras.backend.backend() == "jax":
+        pytest.skip("--freeze is refused on JAX (tested above)")
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8)
+    data = Dataset("arrays", Split(x, rng.integers(0, 3, 40)), None, None, ["a", "b", "c"])
+
+    class Kernels(Callback):
+        def __init__(self):
+            self.first = []
+
+        def on_epoch_begin(self, trainer):
+            self.first.append(trainer.engine.model.get_weights()[0].copy())
+
+        def on_train_end(self, trainer):
+            self.first.append(trainer.engine.model.get_weights()[0].copy())
+
+    seen = Kernels()
+    train(
+        "lenet5",
+        data,
+        pad=2,
+        epochs=2,
+        batch_size=20,
+        optimizer="sgd",
+        lr=0.1,
+        freeze="backbone",
+        unfreeze_at=2,
+        backbone_lr_mult=0.5,
+        runs_dir=tmp_path,
+        name="ft",
+        verbose=False,
+        callbacks=[seen],
+    )
+    start, after_epoch_1, end = seen.first
+    np.testing.assert_array_equal(start, after_epoch_1)  # frozen during epoch 1
+    assert not np.array_equal(after_epoch_1, end)  # trained in epoch 2
+    log = (tmp_path / "ft" / "train.log").read_text()
+    assert "4 layers frozen" in log and "epoch 2: 4 frozen layers now train (rate x 0.5)" in log
