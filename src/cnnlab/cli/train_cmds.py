@@ -62,8 +62,16 @@ def _train_signature() -> inspect.Signature:
         inspect.Parameter("quiet", option, annotation=bool, default=typer.Option(
             False, "--quiet", "-q", metavar="", rich_help_panel=run_panel, help="Only the final line.")),
     ]
+    generated = _schema_parameters(CLI_OPTIONS)
+    # The panels in the schema's order (Typer shows them in the order it first meets them), run folder last.
+    return inspect.Signature(fixed[:3] + generated + fixed[3:])
+
+
+def _schema_parameters(options) -> list[inspect.Parameter]:
+    """One Typer option per schema field (``CLI_OPTIONS`` or a subset), in its ``--help`` panel."""
+    option = inspect.Parameter.KEYWORD_ONLY
     generated = []
-    for name, spec in CLI_OPTIONS.items():
+    for name, spec in options.items():
         meta, cli_flag = spec.metadata, "--" + name.replace("_", "-")
         default = spec.default if spec.default is not dataclasses.MISSING else None
         shown = str(default).lower() if isinstance(default, bool) else str(default)
@@ -77,8 +85,69 @@ def _train_signature() -> inspect.Signature:
                                      help=help_text, show_default=False)
             annotation = Optional[str]
         generated.append(inspect.Parameter(name, option, annotation=annotation, default=parameter))
-    # The panels in the schema's order (Typer shows them in the order it first meets them), run folder last.
-    return inspect.Signature(fixed[:3] + generated + fixed[3:])
+    return generated
+
+
+# What `cnnlab lr-find` does not take from the schema: it sets the rate itself, runs --steps steps of
+# its ramp, validates nothing, writes no run folder and keeps no moving average.
+LR_FIND_SKIPS = ("lr", "schedule", "warmup_steps", "decay_every", "decay_rate", "min_lr", "epochs", "validate_every",
+                 "early_stopping", "monitor", "min_delta", "checkpoint_every", "restore_best", "ema", "unfreeze_at",
+                 "backbone_lr_mult", "tta")
+
+
+def _lr_find(recipe: Optional[str], model_option: List[str], augment: Optional[str], start_lr: str, end_lr: str,
+             out: Path, quiet: bool, **options) -> None:
+    """The learning-rate range test (Smith 2017): an exponential ramp of the rate, a smoothed loss curve
+    (lr-find.png), a suggested rate (lr-find.json); writes no run folder."""
+    from cnnlab.backend import requested_backend
+    from cnnlab.training.config import flag, parse_key_values
+    from cnnlab.training.lr_find import lr_find
+
+    options = {k: v for k, v in options.items() if v is not None}
+    if model_option:
+        options["model_options"] = parse_key_values(model_option, "--model-option")
+    if augment is not None:
+        options["augmentation"] = {} if augment.strip().lower() in ("", "none") else parse_key_values(
+            augment.split(","), "--augment")
+    options["backend"] = requested_backend()
+    rates = {}
+    for name, text in (("start_lr", start_lr), ("end_lr", end_lr)):
+        try:
+            rates[name] = float(text)
+        except ValueError:
+            from cnnlab.errors import ConfigError
+
+            raise ConfigError(f"{flag(name)}: expected a positive number, got {text!r}") from None
+    from cnnlab.training.config import OPTIONS
+
+    steps = OPTIONS["steps"].metadata["check"]("steps", options.pop("steps", 100))
+    result = lr_find(recipe=recipe, num_steps=steps, out=out, verbose=not quiet, **rates, **options)
+    typer.echo(f"suggested learning rate: {result.suggested:.3g} ({result.plot})")
+
+
+def _lr_find_signature() -> inspect.Signature:
+    from cnnlab.training.config import CLI_OPTIONS
+
+    option = inspect.Parameter.KEYWORD_ONLY
+    train = _train_signature().parameters
+    kept = {name: spec for name, spec in CLI_OPTIONS.items() if name not in LR_FIND_SKIPS}
+    ramp = [
+        inspect.Parameter("start_lr", option, annotation=str, default=typer.Option(
+            "1e-7", "--start-lr", metavar="RATE", rich_help_panel="range test", help="First rate of the ramp.")),
+        inspect.Parameter("end_lr", option, annotation=str, default=typer.Option(
+            "10", "--end-lr", metavar="RATE", rich_help_panel="range test", help="Last rate of the ramp.")),
+        inspect.Parameter("out", option, annotation=Path, default=typer.Option(
+            Path("lr-find"), "--out", metavar="DIR", rich_help_panel="range test",
+            help="Folder for lr-find.png and lr-find.json.")),
+        inspect.Parameter("quiet", option, annotation=bool, default=typer.Option(
+            False, "--quiet", "-q", metavar="", rich_help_panel="range test", help="Only the suggested rate.")),
+    ]
+    generated = _schema_parameters(kept)
+    for parameter in generated:
+        if parameter.name == "steps":  # the schema's --steps is the ramp's length here
+            parameter.default.help = "Steps of the ramp (it stops early once the loss diverges). Default: 100."
+            parameter.default.rich_help_panel = "range test"
+    return inspect.Signature([train["recipe"], train["model_option"], train["augment"], *generated, *ramp])
 
 
 def _recipes() -> None:
@@ -125,5 +194,16 @@ def register(app: typer.Typer) -> None:
         "`cnnlab train --model lenet5 --dataset mnist --pad 2 --epochs 2`; `cnnlab train --resume runs/NAME`."
     )
     app.command("train")(train_command)
+
+    def lr_find_command(**kwargs) -> None:
+        _lr_find(**kwargs)
+
+    lr_find_command.__signature__ = _lr_find_signature()
+    lr_find_command.__doc__ = (
+        "Learning-rate range test (Smith 2017): raise the rate exponentially from --start-lr to --end-lr over "
+        "--steps steps, stop once the smoothed loss passes 4x its best; writes lr-find.png and lr-find.json to "
+        "--out (no run folder). Example: `cnnlab lr-find --model lenet5 --dataset mnist --pad 2 --optimizer sgd`."
+    )
+    app.command("lr-find")(lr_find_command)
     app.command("recipes")(_recipes)
     app.command("results")(_results)

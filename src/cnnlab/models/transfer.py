@@ -89,9 +89,11 @@ def _is_model(layer) -> bool:
     return isinstance(layer, keras.Model)
 
 
-def read_layer_weights(source: str | os.PathLike) -> dict[str, list[np.ndarray]]:
+def read_layer_weights(source) -> dict[str, list[np.ndarray]]:
     """{layer name: its weight arrays} from a run folder (its ``model.keras``), a ``.keras`` model,
-    a Keras 3 ``.weights.h5`` file or a Keras 2 (legacy) ``.h5`` weights file."""
+    a Keras 3 ``.weights.h5`` file, a Keras 2 (legacy) ``.h5`` weights file, or a Keras model."""
+    if hasattr(source, "layers") and hasattr(source, "get_weights"):  # a model in memory
+        return {layer.name: layer.get_weights() for layer in flat_layers(source) if layer.weights}
     path = Path(source)
     if path.is_dir():
         model_file = path / "model.keras"
@@ -290,6 +292,18 @@ def freeze(model, spec: str | int) -> FreezeReport:
     """
     from cnnlab._keras import keras
 
+    chosen = freeze_targets(model, spec)
+    text = str(spec).strip()
+    frozen = {id(layer) for layer in chosen}
+    _set_trainable(model, frozen)
+    norms = sum(1 for layer in chosen if isinstance(layer, keras.layers.BatchNormalization))
+    frozen_params = sum(int(np.prod(w.shape)) for layer in chosen for w in layer.weights)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return FreezeReport(text or "none", [layer.name for layer in chosen], frozen_params, trainable, norms)
+
+
+def freeze_targets(model, spec: str | int) -> list:
+    """The leaf layers ``spec`` names (see :func:`freeze`), without changing anything."""
     leaves = flat_layers(model)
     text = str(spec).strip()
     if text in ("none", "", "0"):
@@ -311,12 +325,7 @@ def freeze(model, spec: str | int) -> FreezeReport:
         chosen = leaves[:count]
     else:
         raise ModelError(f"freeze: expected backbone, until:LAYER, a number of layers or none; got {spec!r}")
-    frozen = {id(layer) for layer in chosen}
-    _set_trainable(model, frozen)
-    norms = sum(1 for layer in chosen if isinstance(layer, keras.layers.BatchNormalization))
-    frozen_params = sum(int(np.prod(w.shape)) for layer in chosen for w in layer.weights)
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    return FreezeReport(text or "none", [layer.name for layer in chosen], frozen_params, trainable, norms)
+    return chosen
 
 
 # Layers that are never trained: the Keras Applications' fixed input preprocessing.

@@ -120,6 +120,22 @@ class DivergenceGuard(Callback):
         raise TrainingDiverged(message)
 
 
+class Unfreezer(Callback):
+    """``--unfreeze-at EPOCH``: the ``--freeze`` layers train from that (1-based) epoch on.
+
+    Decided from ``trainer.state.epoch`` at each epoch's start (a resumed one too), so a run
+    resumed after the unfreezing trains the same weights as the uninterrupted one.
+    """
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer):
+        if trainer.state.epoch + 1 >= self.epoch and trainer.engine.unfreeze():
+            trainer.say(f"epoch {trainer.state.epoch + 1}: {len(trainer.engine.frozen)} frozen layers "
+                            f"now train (rate x {trainer.config.backbone_lr_mult:g})")
+
+
 class BestTracker(Callback):
     """Track the best value of ``--monitor`` (``state.best_value`` / ``best_step``) and the patience count.
 
@@ -317,6 +333,8 @@ class HistoryWriter(Callback):
 def default_callbacks(config, user=(), writer: bool = True) -> list[Callback]:
     """The callbacks of a run, in order: trackers, the user's, then (for the writing process) writers."""
     callbacks: list[Callback] = [DivergenceGuard(), BestTracker(config.monitor, config.min_delta)]
+    if getattr(config, "unfreeze_at", 0):
+        callbacks.insert(0, Unfreezer(config.unfreeze_at))
     if config.early_stopping:
         callbacks.append(EarlyStopping(config.early_stopping))
     callbacks += list(user)

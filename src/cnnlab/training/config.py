@@ -233,6 +233,72 @@ def _val_split(name, value):
 
 
 
+def _ema_decay(name, value):
+    """0 (off) or a decay in (0, 1)."""
+    number = _number(name, value, "0 (off) or a decay in (0, 1), e.g. 0.999")
+    if not (number == 0 or 0 < number < 1):
+        raise _bad(name, "0 (off) or a decay in (0, 1), e.g. 0.999", value)
+    return number
+
+
+def _class_weight(name, value):
+    """"" (off), "balanced", or per-class weights: "0=1.0,1=2.5" (or a table {0 = 1.0, 1 = 2.5}).
+
+    Stored in its canonical text form (``"0=1,1=2.5"``), so config.json and recipes read the same.
+    """
+    expected = "balanced or CLASS=WEIGHT pairs such as 0=1.0,1=2.5"
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return ""
+    if isinstance(value, str) and value.strip().lower() == "balanced":
+        return "balanced"
+    pairs = value.items() if isinstance(value, dict) else None
+    if pairs is None:
+        if not isinstance(value, str):
+            raise _bad(name, expected, value)
+        pairs = []
+        for item in value.split(","):
+            key, sep, weight = item.partition("=")
+            if not sep:
+                raise _bad(name, expected, value)
+            pairs.append((key, weight))
+    weights = {}
+    for key, weight in pairs:
+        index = _integer(name, str(key).strip(), 0, expected) if str(key).strip().isdigit() else None
+        if index is None:
+            raise _bad(name, expected, value)
+        number = _number(name, weight, expected)
+        if number < 0:
+            raise _bad(name, expected, value)
+        weights[index] = number
+    if not weights or not any(weights.values()):
+        raise _bad(name, expected, value)
+    return ",".join(f"{k}={v!r}" for k, v in sorted(weights.items()))
+
+
+def class_weight_table(spec: str) -> dict[int, float]:
+    """``"0=1,1=2.5"`` -> ``{0: 1.0, 1: 2.5}`` (classes not named weigh 1); ``{}`` for "" and "balanced"."""
+    if spec in ("", "balanced"):
+        return {}
+    return {int(k): float(v) for k, v in (item.split("=") for item in spec.split(","))}
+
+
+def _freeze_spec(name, value):
+    """"" (off), "backbone", "until:LAYER" or a count N of leading layers."""
+    expected = "backbone, until:LAYER or a number of layers N"
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off", "0")):
+        return ""
+    if isinstance(value, bool):
+        raise _bad(name, expected, value)
+    if isinstance(value, int):
+        return str(_positive_int(name, value))
+    text = str(value).strip()
+    if text == "backbone" or text.isdigit():
+        return text
+    if text.startswith("until:") and text[len("until:"):].strip():
+        return "until:" + text[len("until:"):].strip()
+    raise _bad(name, expected, value)
+
+
 def option(default: Any, check: Callable, *, help: str, metavar: str = "", panel: str = "", legacy: Any = _NO_LEGACY,
            cli: bool = True):
     """A TrainConfig field declared with everything that derives from it.
@@ -261,6 +327,13 @@ class TrainConfig:
     dataset: str = option("", _text, metavar="NAME", panel="data",
                           help="Dataset from `cnnlab datasets` (mnist, cifar10_jpg, folder:PATH, idx:DIR, ...).")
     model_options: dict = option({}, _table, cli=False, help="Model builder options (--model-option KEY=VALUE).")
+    init_from: str = option("", _optional_text, metavar="RUN|FILE", panel="model", legacy="",
+                            help="Start from the weights of a run folder, a .keras or a .weights.h5 file, matched "
+                            "by layer name and shape (a head of another class count starts afresh).")
+    freeze: str = option("", _freeze_spec, metavar="SPEC", panel="model", legacy="",
+                         help="Freeze layers: backbone (all but the classifier head), until:LAYER (up to and "
+                         "including LAYER) or N (the first N layers with weights). Batch norm there stays in "
+                         "inference mode.")
     val_split: Any = option(None, _val_split, metavar="SPEC", panel="data",
                             help="Validation images taken from train: 0.1, 5000, first:10%, last:10000, none.")
     test_split: str = option("auto", _holdout, metavar="SPEC", panel="data", legacy="none",
@@ -291,6 +364,10 @@ class TrainConfig:
     augmentation: dict = option({}, _augmentation, cli=False, help="Data augmentation (--augment SPEC).")
     shuffle: bool = option(True, _boolean, panel="data", help="Shuffle the training set each epoch.")
     drop_last: bool = option(False, _boolean, panel="data", help="Drop the last partial batch of each epoch.")
+    sampler: str = option("shuffle", _choice(("shuffle", "balanced")), metavar="NAME", panel="data",
+                          legacy="shuffle",
+                          help="Batch sampler: shuffle (each image once per epoch) or balanced (classes drawn "
+                          "equally often, images with replacement; deterministic for the seed and epoch).")
     # optimisation
     optimizer: str = option("adam", _choice(OPTIMIZERS), metavar="NAME", panel="optimisation",
                             help="Optimizer: " + ", ".join(OPTIMIZERS) + ".")
@@ -306,6 +383,18 @@ class TrainConfig:
                                     help="Label smoothing of the training loss, in [0, 1). Validation and test "
                                     "losses are plain cross-entropy.")
     batch_size: int = option(32, _positive_int, metavar="N", panel="optimisation", help="Images per step.")
+    clip_norm: float = option(0.0, _non_negative_number, metavar="N", panel="optimisation", legacy=0.0,
+                              help="Clip the gradient's global norm (over all weights) to N before each update "
+                              "(0 = off).")
+    ema: float = option(0.0, _ema_decay, metavar="DECAY", panel="optimisation", legacy=0.0,
+                        help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); "
+                        "validation, checkpoints, the final model and exports use the averaged weights (0 = off).")
+    class_weight: str = option("", _class_weight, metavar="balanced|0=1.0,1=2.5", panel="optimisation", legacy="",
+                               help="Per-class loss weights: balanced (n_samples / (n_classes x count)) or "
+                               "CLASS=WEIGHT pairs (classes not named weigh 1).")
+    backbone_lr_mult: float = option(1.0, _positive_number, metavar="F", panel="optimisation", legacy=1.0,
+                                     help="Learning-rate multiplier for the layers --freeze names, once they train "
+                                     "(after --unfreeze-at).")
     # schedule
     schedule: str = option("constant", _choice(SCHEDULES), metavar="NAME", panel="schedule",
                            help="Learning-rate schedule: " + ", ".join(SCHEDULES) + ".")
@@ -316,6 +405,8 @@ class TrainConfig:
     decay_rate: float = option(0.1, _positive_number, metavar="F", panel="schedule", help="step schedule factor.")
     min_lr: float = option(0.0, _non_negative_number, metavar="RATE", panel="schedule",
                            help="Final rate of cosine / one-cycle.")
+    unfreeze_at: int = option(0, _non_negative_int, metavar="EPOCH", panel="schedule", legacy=0,
+                              help="Train the --freeze layers too from this (1-based) epoch on (0 = never).")
     # budget and monitoring
     epochs: int = option(0, _non_negative_int, metavar="N", panel="budget", help="Training budget in epochs.")
     steps: int = option(0, _non_negative_int, metavar="N", panel="budget",
@@ -436,6 +527,22 @@ def validate(config: TrainConfig) -> TrainConfig:
                           f"{config.split_batch} equal parts")
     if config.nesterov and config.optimizer != "sgd":
         raise ConfigError(f"--nesterov: only applies to --optimizer sgd, not {config.optimizer}")
+    if config.level == "scratch":
+        for name, used in (("ema", config.ema > 0), ("clip_norm", config.clip_norm > 0)):
+            if used:
+                raise ConfigError(f"{flag(name)}: not available at level scratch (use --level keras or lowlevel)")
+    if config.level != "keras":
+        for name, used in (("class_weight", bool(config.class_weight)), ("init_from", bool(config.init_from)),
+                           ("freeze", bool(config.freeze))):
+            if used:
+                raise ConfigError(f"{flag(name)}: not available at level {config.level} (use --level keras)")
+    if config.unfreeze_at and not config.freeze:
+        raise ConfigError("--unfreeze-at: needs --freeze (there is nothing frozen to unfreeze)")
+    if config.backbone_lr_mult != 1.0 and not config.unfreeze_at:
+        raise ConfigError("--backbone-lr-mult: needs --freeze and --unfreeze-at (it sets the rate of the frozen "
+                          "layers once they train)")
+    if config.sampler == "balanced" and not config.shuffle:
+        raise ConfigError("--sampler balanced: draws batches at random; it cannot be combined with --no-shuffle")
     return config
 
 

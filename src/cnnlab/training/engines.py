@@ -24,11 +24,12 @@ callbacks reaching into its iterator state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, ModelError
 from cnnlab.training.config import TrainConfig, flag
 from cnnlab.training.split import check_split, split_train_step
 
@@ -76,6 +77,26 @@ class Engine:
     def param_count(self) -> int:
         return int(self.keras_model().count_params())
 
+    # Training aids; engines that cannot do one say so in a one-line error (config.validate
+    # refuses those options first, so these are only reached from the Python API).
+    frozen: list = []
+
+    def set_class_weights(self, weights) -> None:
+        """Per-class loss weights (``--class-weight``): each image's loss times its class's weight."""
+        raise ConfigError(f"--class-weight: not available at level {self.level} (use --level keras)")
+
+    def load_weights(self, source):
+        """``--init-from``: copy weights by layer name and shape; returns the LoadReport."""
+        raise ConfigError(f"--init-from: not available at level {self.level} (use --level keras)")
+
+    def unfreeze(self) -> bool:
+        """``--unfreeze-at``: make the frozen layers trainable again; True if that changed anything."""
+        return False
+
+    def set_learning_rate(self, rate: float) -> None:
+        """Set a constant rate for the next steps (``cnnlab lr-find``'s ramp)."""
+        self.optimizer.learning_rate.assign(rate)
+
 
 def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
     """Optimizer steps in the whole run: ``--steps``, else epochs x batches per epoch."""
@@ -113,11 +134,75 @@ class KerasEngine(Engine):
         check_split(self.model, self.split, keras.backend.backend())
         # mixed_float16 wraps the optimizer in a LossScaleOptimizer; its slots are the ones to save.
         self.optimizer = self.model.optimizer
-        # Create the optimizer's slots now, so a checkpoint can be restored before the first step.
+        # Create the optimizer's slots now, so a checkpoint can be restored before the first step. Every
+        # weight gets its slots (and its moving average), frozen or not, so unfreezing later needs no rebuild.
         self.optimizer.build(self.model.trainable_variables)
         self._steps_functions = {}  # TensorFlow: several steps per call, by parts per batch (built on first use)
-        self._twin = None  # float32 copy for inference when training in mixed precision
+        self._twin = None  # float32 copy for inference when training in mixed precision or with --ema
         self._twin_synced_at = -1
+        self.class_weights = None
+        self.frozen = []
+        if config.freeze:
+            from cnnlab.models.transfer import freeze_targets
+
+            if keras.backend.backend() == "jax":
+                # Keras's JAX optimizer updates exactly the variables it was built with, so a frozen
+                # layer would need another optimizer (and another checkpoint layout) once unfrozen.
+                raise ConfigError("--freeze: not available on the JAX backend (use --backend tensorflow or torch)")
+
+            try:
+                layers = freeze_targets(self.model, config.freeze)
+            except ModelError as exc:  # "freeze: resnet20 has no layer 'x'; did you mean ...?"
+                raise ConfigError(f"--{exc}") from None
+            self.frozen = [layer.name for layer in layers]
+            if config.backbone_lr_mult != 1.0:
+                from cnnlab.training.optim import scale_rates
+
+                scale_rates(self._base_optimizer(), [w for layer in layers for w in layer.trainable_weights],
+                            config.backbone_lr_mult)
+            self._set_trainable(False)
+
+    def _base_optimizer(self):
+        """The optimizer that holds the slots and moving averages (inside a LossScaleOptimizer)."""
+        return getattr(self.optimizer, "inner_optimizer", self.optimizer)
+
+    def _set_trainable(self, trainable: bool) -> None:
+        """Freeze (or unfreeze) the ``--freeze`` layers; the train step is rebuilt for the new weights' list."""
+        names = set(self.frozen)
+        for layer in _leaf_layers(self.model):
+            if layer.name in names:
+                layer.trainable = trainable
+        self._compile(self.model, self.optimizer)
+        self._steps_functions = {}
+
+    def unfreeze(self) -> bool:
+        if self.frozen and not all(layer.trainable for layer in _leaf_layers(self.model) if layer.name in self.frozen):
+            self._set_trainable(True)
+            return True
+        return False
+
+    def load_weights(self, source):
+        from cnnlab.models.transfer import load_weights_by_name
+
+        try:
+            report = load_weights_by_name(self.model, source)
+        except ModelError as exc:
+            raise ConfigError(f"--init-from: {exc}") from None
+        self._twin_synced_at = -1
+        return report
+
+    def set_class_weights(self, weights) -> None:
+        self.class_weights = None if weights is None else np.asarray(weights, dtype="float32")
+
+    def ema_weights(self) -> list[np.ndarray] | None:
+        """``model.weights``' values with each trainable weight replaced by its moving average
+        (``--ema``), or None without one."""
+        optimizer = self._base_optimizer()
+        if not getattr(optimizer, "use_ema", False):
+            return None
+        convert = self._keras.ops.convert_to_numpy
+        averages = {id(v): a for v, a in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)}
+        return [np.asarray(convert(averages[id(v)].value if id(v) in averages else v.value)) for v in self.model.weights]
 
     def _build_model(self, precision: str):
         from cnnlab.models import create_model
@@ -149,21 +234,28 @@ class KerasEngine(Engine):
     def _tensorflow(self) -> bool:
         return self._keras.backend.backend() == "tensorflow"
 
+    def _sample_weights(self, y):
+        return None if self.class_weights is None else self.class_weights[np.asarray(y)]
+
     def train_batch(self, x, y):
         if self._tensorflow():
             return self.train_steps(x[None], np.asarray(y)[None])
         # JAX and torch: Keras's own per-batch step (its jitted / eager train function).
-        out = self.model.train_on_batch(x, self._labels(y), return_dict=True)
+        out = self.model.train_on_batch(x, self._labels(y), sample_weight=self._sample_weights(y), return_dict=True)
         return float(out["loss"]), float(out["accuracy"])
 
     def train_steps(self, xs, ys):
         if not self._tensorflow():
             return super().train_steps(xs, ys)  # batch by batch
         parts = self.split if np.shape(xs)[1] % self.split == 0 else 1  # a short last batch: whole
-        if parts not in self._steps_functions:
-            self._steps_functions[parts] = _tensorflow_steps_function(self.model, parts)
+        weighted = self.class_weights is not None
+        if (parts, weighted) not in self._steps_functions:
+            self._steps_functions[parts, weighted] = _tensorflow_steps_function(self.model, parts, weighted)
         self.model.reset_metrics()
-        out = self._steps_functions[parts](xs, self._labels(ys))
+        if weighted:
+            out = self._steps_functions[parts, weighted](xs, self._labels(ys), self._sample_weights(ys))
+        else:
+            out = self._steps_functions[parts, weighted](xs, self._labels(ys))
         # One host synchronisation per call (the metrics), instead of one per step.
         return float(out["loss"]), float(out["accuracy"])
 
@@ -181,14 +273,16 @@ class KerasEngine(Engine):
         return np.asarray(self._inference_model().predict_on_batch(x))
 
     def _inference_model(self):
-        """The training model, or in mixed precision its float32 twin with the current weights."""
-        if self.precision == "float32":
+        """The training model, or (in mixed precision, or with ``--ema``) a float32 twin holding the
+        current weights, the moving averages in place of the trainable ones with ``--ema``."""
+        if self.precision == "float32" and not self.config.ema:
             return self.model
         if self._twin is None:
             self._twin = self._build_model("float32")
         step = int(self._keras.ops.convert_to_numpy(self.optimizer.iterations))
         if step != self._twin_synced_at:
-            self._twin.set_weights(self.model.get_weights())
+            averaged = self.ema_weights()
+            self._twin.set_weights(averaged if averaged is not None else self.model.get_weights())
             self._twin_synced_at = step
         return self._twin
 
@@ -234,7 +328,13 @@ class KerasEngine(Engine):
         return self._inference_model()
 
 
-def _tensorflow_steps_function(model, parts: int = 1):
+def _leaf_layers(model):
+    from cnnlab.models.transfer import weighted_layers
+
+    return weighted_layers(model)
+
+
+def _tensorflow_steps_function(model, parts: int = 1, weighted: bool = False):
     """A ``tf.function`` running ``len(xs)`` of Keras's own train steps in one graph call.
 
     Keras's ``train_on_batch`` runs one step per Python call and copies the metrics back to the
@@ -246,24 +346,29 @@ def _tensorflow_steps_function(model, parts: int = 1):
     """
     import tensorflow as tf
 
-    def run(xs, ys):
+    def run(xs, ys, ws=None):
         for k in tf.range(tf.shape(xs)[0]):
+            w = None if ws is None else ws[k]
             if parts > 1:
-                split_train_step(model, xs[k], ys[k], parts)
-            else:
+                split_train_step(model, xs[k], ys[k], parts, sample_weight=w)
+            elif w is None:
                 model.train_step((xs[k], ys[k]))
+            else:
+                model.train_step((xs[k], ys[k], w))
         return model.get_metrics_result()
 
     traced = {}
 
-    def call(xs, ys):
+    def call(xs, ys, ws=None):
         if "function" not in traced:
             signature = [tf.TensorSpec([None, None, *xs.shape[2:]], tf.as_dtype(xs.dtype)),
                          tf.TensorSpec([None, None, *np.shape(ys)[2:]], tf.as_dtype(np.asarray(ys).dtype))]
+            if weighted:  # --class-weight: each image's loss weight
+                signature.append(tf.TensorSpec([None, None], tf.float32))
             # Keras's jit_compile="auto" has resolved by now: XLA with a GPU, off on a CPU (where
             # XLA's convolutions are much slower than oneDNN's; docs/performance.md).
             traced["function"] = tf.function(run, input_signature=signature, jit_compile=bool(model.jit_compile))
-        return traced["function"](xs, ys)
+        return traced["function"](xs, ys) if ws is None else traced["function"](xs, ys, ws)
 
     return call
 
@@ -321,6 +426,9 @@ class ScratchEngine(Engine):
     def learning_rate(self) -> float:
         return float(self.lr)
 
+    def set_learning_rate(self, rate: float) -> None:
+        self.lr = self.optimizer.learning_rate = float(rate)
+
     def get_state(self):
         state = {f"weights/{i:04d}": w for i, w in enumerate(self.net.get_weights())}
         state.update({f"optimizer/{key}": value for key, value in self.optimizer.get_state().items()})
@@ -377,8 +485,25 @@ class LowLevelEngine(Engine):
     def train_batch(self, x, y):
         return self._lowlevel.train_step(self.net, self.optimizer, x, y)
 
+    @contextlib.contextmanager
+    def _averaged(self):
+        """With ``--ema``: the network holds the moving averages inside the block, its raw weights after."""
+        if not getattr(self.optimizer, "use_ema", False):
+            yield
+            return
+        pairs = list(zip(self.optimizer._trainable_variables, self.optimizer._model_variables_moving_average))
+        raw = [np.array(self._keras.ops.convert_to_numpy(v.value)) for v, _ in pairs]
+        for variable, average in pairs:
+            variable.assign(average.value)
+        try:
+            yield
+        finally:
+            for (variable, _), value in zip(pairs, raw):
+                variable.assign(value)
+
     def logits(self, x):
-        return self._lowlevel.predict_logits(self.net, x)
+        with self._averaged():
+            return self._lowlevel.predict_logits(self.net, x)
 
     def learning_rate(self) -> float:
         from cnnlab.training.optim import rate_at
@@ -404,7 +529,8 @@ class LowLevelEngine(Engine):
         self.net._dropout_rng.bit_generator.state = _from_json_array(state["rng/dropout"])
 
     def keras_model(self):
-        return self._lowlevel.to_keras(self.net)
+        with self._averaged():
+            return self._lowlevel.to_keras(self.net)
 
     def param_count(self) -> int:
         return int(self.net.count_params())

@@ -236,6 +236,7 @@ class Trainer:
         from cnnlab.data.preprocessing import Preprocessing
         from cnnlab.errors import DataError
         from cnnlab.training.engines import make_engine, total_steps
+        from cnnlab.training.sampling import class_weights
 
         config = self.config
         try:
@@ -268,6 +269,18 @@ class Trainer:
                                       self.total_steps)
         if self.resume_from is None:  # a resumed run's checkpoint holds what this computed
             self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
+        self.notes = []  # lines for the console and the log once it is open
+        self.class_weights = class_weights(config.class_weight, self.data.train.y, self.data.num_classes)
+        if self.class_weights is not None:
+            self.engine.set_class_weights(self.class_weights)
+            self.notes.append("class weights: " + ", ".join(f"{c}={w:.4g}" for c, w in enumerate(self.class_weights)))
+        if config.init_from and self.resume_from is None:  # a resumed run's checkpoint holds the weights
+            report = self.engine.load_weights(config.init_from)
+            self.notes.append(f"--init-from {config.init_from}: {report.summary()}")
+        if self.engine.frozen:
+            self.notes.append(f"--freeze {config.freeze}: {len(self.engine.frozen)} layers frozen "
+                              f"({self.engine.frozen[0]} to {self.engine.frozen[-1]})"
+                              + (f" until epoch {config.unfreeze_at}" if config.unfreeze_at else ""))
         self.state = LoopState(total_steps=self.total_steps)
 
     def _check_data(self) -> list[str]:
@@ -300,6 +313,8 @@ class Trainer:
                      f"epochs, level {config.level}, backend {config.backend}, seed {config.seed}{smoothing})")
         else:
             self._restore()
+        for note in self.notes:
+            self.say(note)
         self._session_started = time.perf_counter()
         self._seconds_before = self.state.seconds
         self.callbacks.on_train_begin(self)
@@ -321,6 +336,7 @@ class Trainer:
             "dataset": {"name": data.name, "train": len(data.train), "val": _size(data.val),
                         "test": _size(data.test), "meta": _jsonable(data.meta)},
             "batches_per_epoch": self.batches_per_epoch,
+            "class_weights": None if self.class_weights is None else [float(w) for w in self.class_weights],
             "total_steps": self.total_steps,
             "params": self.engine.param_count(),
             "data_fingerprint": self.data_fingerprint,
@@ -374,13 +390,18 @@ class Trainer:
     # --- the loop
     def _loop(self) -> None:
         from cnnlab.data.splits import batch_indices
+        from cnnlab.training.sampling import balanced_batch_indices
 
         config, state, train = self.config, self.state, self.data.train
         # An epoch with steps but no history row yet (seen > 0) still needs its end-of-epoch work.
         while state.status == "running" and (state.step < self.total_steps or state.seen > 0):
             self.callbacks.on_epoch_begin(self)
-            epoch_batches = batch_indices(len(train), config.batch_size, shuffle=config.shuffle, seed=config.seed,
-                                          epoch=state.epoch, drop_last=config.drop_last)
+            if config.sampler == "balanced":
+                epoch_batches = balanced_batch_indices(train.y, config.batch_size, seed=config.seed,
+                                                       epoch=state.epoch, drop_last=config.drop_last)
+            else:
+                epoch_batches = batch_indices(len(train), config.batch_size, shuffle=config.shuffle,
+                                              seed=config.seed, epoch=state.epoch, drop_last=config.drop_last)
             # The batches still to do in this epoch (after a resume: from the checkpoint's batch).
             todo = list(enumerate(epoch_batches))[state.batch :][: max(self.total_steps - state.step, 0)]
             while todo:

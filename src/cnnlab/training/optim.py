@@ -136,21 +136,72 @@ def learning_rate(config: TrainConfig, total_steps: int):
     return LinearWarmup(rate, warmup) if warmup else rate
 
 
+def aids(config: TrainConfig) -> dict:
+    """The optimizer arguments of ``--clip-norm`` and ``--ema``.
+
+    ``--clip-norm N`` is Keras's ``global_clipnorm``: all gradients are scaled by
+    ``min(1, N / ||g||)`` with ``||g||`` the norm over every weight at once (Pascanu et al. 2013,
+    "On the difficulty of training recurrent neural networks"; PyTorch's ``clip_grad_norm_``). The
+    update keeps its direction; Keras's per-variable ``clipnorm`` would clip each layer alone and
+    so change the balance between layers.
+
+    ``--ema DECAY`` is Keras's ``use_ema``: after each update the optimizer keeps, per trainable
+    weight, ``average = DECAY * average + (1 - DECAY) * weight`` (on the first step
+    ``average = weight``; no other warm-up), in optimizer variables that the checkpoints already
+    store. ``ema_overwrite_frequency`` stays None, so the model trains on its raw weights; the
+    engines evaluate and export the averages (:meth:`KerasEngine.ema_weights`).
+    """
+    out = {}
+    if config.clip_norm:
+        out["global_clipnorm"] = config.clip_norm
+    if config.ema:
+        out.update(use_ema=True, ema_momentum=config.ema, ema_overwrite_frequency=None)
+    return out
+
+
+def scale_rates(optimizer, variables, multiplier: float) -> None:
+    """Update ``variables`` with the learning rate times ``multiplier`` (``--backbone-lr-mult``).
+
+    Keras has no per-variable rate; every backend's optimizer goes through
+    ``_backend_update_step(grads, variables, rate)`` for the whole list (TensorFlow per variable,
+    torch in one fused call), so it is called twice, once per group. Weight decay keeps the
+    optimizer's own rate.
+    """
+    keys = {id(v) for v in variables}
+    original = optimizer._backend_update_step
+
+    def update(grads, trainable_variables, learning_rate):
+        groups = ([], [], [], [])
+        for grad, variable in zip(grads, trainable_variables):
+            slow = id(variable) in keys
+            groups[2 * slow].append(grad)
+            groups[2 * slow + 1].append(variable)
+        if groups[1]:
+            original(groups[0], groups[1], learning_rate)
+        if groups[3]:
+            original(groups[2], groups[3], ops.multiply(learning_rate, multiplier))
+
+    optimizer._backend_update_step = update
+
+
 def build_optimizer(config: TrainConfig, rate):
     """A Keras optimizer for the config with ``rate`` (from :func:`learning_rate`).
 
-    Weight decay is Keras's decoupled form (Loshchilov & Hutter 2019) for every optimizer.
+    Weight decay is Keras's decoupled form (Loshchilov & Hutter 2019) for every optimizer;
+    clipping and the weights' moving average as :func:`aids` says.
     """
     decay = config.weight_decay or None
     name = config.optimizer
+    common = aids(config)
     if name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay)
+        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay,
+                                    **common)
     if name == "adam":
-        return Adam(rate, weight_decay=decay)
+        return Adam(rate, weight_decay=decay, **common)
     if name == "adamw":
-        return AdamW(rate, weight_decay=config.weight_decay)
+        return AdamW(rate, weight_decay=config.weight_decay, **common)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(rate, rho=config.rho, momentum=config.momentum, weight_decay=decay)
+        return keras.optimizers.RMSprop(rate, rho=config.rho, momentum=config.momentum, weight_decay=decay, **common)
     raise AssertionError(f"unchecked optimizer {name!r}")  # config validation lists the names
 
 

@@ -32,20 +32,23 @@ def check_split(model, parts: int, backend: str) -> None:
                           f"splitting it would change the step: use --split-batch 1")
 
 
-def split_train_step(model, x, y, parts: int):
+def split_train_step(model, x, y, parts: int, sample_weight=None):
     """Keras's ``train_step`` on ``x``, ``y`` computed as ``parts`` equal parts of the batch.
 
     Each part's forward pass, loss and gradients are independent of the others', so TensorFlow
     can run them on different cores; the mean gradient is applied once, and the loss and the
-    metrics see the whole batch, as in Keras's step. Runs inside a ``tf.function``.
+    metrics see the whole batch, as in Keras's step. ``sample_weight`` (``--class-weight``) weighs
+    each image's loss, the mean over the batch as Keras's loss reduction takes it. Runs inside a
+    ``tf.function``.
     """
     import tensorflow as tf
 
     gradients, predictions, losses = [], [], []
-    for x_part, y_part in zip(tf.split(x, parts), tf.split(y, parts)):
+    weights = [None] * parts if sample_weight is None else tf.split(sample_weight, parts)
+    for x_part, y_part, w_part in zip(tf.split(x, parts), tf.split(y, parts), weights):
         with tf.GradientTape() as tape:
             prediction = model(x_part, training=True)
-            loss = model.compute_loss(x=x_part, y=y_part, y_pred=prediction, training=True)
+            loss = model.compute_loss(x=x_part, y=y_part, y_pred=prediction, sample_weight=w_part, training=True)
             scaled = model.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, else itself
         gradients.append(tape.gradient(scaled, model.trainable_weights))
         predictions.append(prediction)
