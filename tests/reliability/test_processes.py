@@ -95,14 +95,18 @@ def test_kill_9_during_folder_creation_never_dead_ends(tmp_path, capsys, point):
     assert not no_temporaries(run)
 
 
-def test_incomplete_folder_left_by_a_kill_is_replaced(tmp_path, capsys):
-    """The exact leftover of finding 4 (train.log, tensorboard/, a dead holder's lock, no config.json)."""
+@pytest.mark.parametrize("config_write", [False, True])
+def test_incomplete_folder_left_by_a_kill_is_replaced(tmp_path, capsys, config_write):
+    """The exact leftovers of finding 4: train.log, tensorboard/, a dead holder's lock, no config.json (and,
+    killed during config.json's own atomic write, its temporary file)."""
     from cnnlab.training import Run
 
     run = tmp_path / "runs" / "k"
     (run / "tensorboard").mkdir(parents=True)
     (run / "train.log").write_text("")
     (run / ".lock").write_text("999999999 elsewhere\n")
+    if config_write:
+        (run / ".config.json.tmp-abc123.json").write_text('{"train": {')
     code, out, err = call_cli(capsys, "evaluate", run)
     assert code == 2 and "incomplete run folder" in err and err.count("\n") == 1, err
     code, out, err = call_cli(

@@ -52,10 +52,9 @@ def register(app: typer.Typer) -> None:
 
         from cnnlab.data import load_dataset
         from cnnlab.io import MAGIC, check_output_path
-
-        check_output_path(out, kind="file", force=force, magic=MAGIC["png"])
         from cnnlab.visualization.grid import image_grid, parse_grid
 
+        check_output_path(out, kind="file", force=force, magic=MAGIC["png"])  # before the data is loaded
         rows, cols = parse_grid(grid)
         if split not in ("train", "val", "test"):
             raise typer.BadParameter(f"expected train, val or test, got {split!r}", param_hint="--split")

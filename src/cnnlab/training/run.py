@@ -430,7 +430,7 @@ def _check_replaceable(path: Path) -> None:
         raise ConfigError(f"--name: {path} exists and is not a folder")
     if os.path.lexists(path / CONFIG):
         raise ConfigError(f"--name: run folder {path} already exists; choose another name or --resume {path}")
-    others = sorted(entry.name for entry in path.iterdir() if entry.name not in STARTUP_ENTRIES)
+    others = sorted(entry.name for entry in path.iterdir() if not _startup_entry(entry.name))
     if others:
         raise ConfigError(f"--name: {path} exists and is not a cnnlab run folder (it holds {others[0]}); "
                           f"choose another name")
@@ -442,7 +442,12 @@ def is_incomplete(path: Path) -> bool:
         entries = [entry.name for entry in Path(path).iterdir()]
     except OSError:
         return False
-    return CONFIG not in entries and bool(entries) and all(name in STARTUP_ENTRIES for name in entries)
+    return CONFIG not in entries and bool(entries) and all(_startup_entry(name) for name in entries)
+
+
+def _startup_entry(name: str) -> bool:
+    """An entry a run has before its config.json: the log, the lock, ... or a temporary file (config.json's own)."""
+    return name in STARTUP_ENTRIES or (name.startswith(".") and ".tmp-" in name)
 
 
 def describe_holder(text: str) -> str:
