@@ -2,8 +2,9 @@
 
 Every function takes the model, the network input ``x`` (what the run's preprocessing produced)
 and one target class per image, and returns NumPy arrays. The score explained is the target
-class's **logit** (the models return logits) for the gradient methods, and the target class's
-softmax probability for occlusion, as in Zeiler and Fergus (2014).
+class's **logit** (the models return logits) for every method. Occlusion measures the drop of the
+logit too, not of the probability as Zeiler and Fergus (2014) did: a confident model's probability
+stays at 1.0 when part of the evidence is covered, its logit does not.
 
 - :func:`grad_cam`: Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep networks via
   gradient-based localization"; ``plus=True`` gives Grad-CAM++ (Chattopadhyay et al. 2018).
@@ -224,11 +225,9 @@ def integrated_gradients(model, x: np.ndarray, targets: Sequence[int], baseline:
 
 def occlusion(model, x: np.ndarray, targets: Sequence[int], patch: int | None = None, stride: int | None = None,
               fill: np.ndarray | float = 0.0, batch_size: int = 256) -> np.ndarray:
-    """Occlusion sensitivity (N, H, W): the target class's probability drop when a ``patch`` x ``patch``
+    """Occlusion sensitivity (N, H, W): the target class's logit drop when a ``patch`` x ``patch``
     square around each pixel is replaced by ``fill`` (the network input of a black image), averaged
     over the windows that cover the pixel."""
-    from scipy.special import softmax
-
     x = np.asarray(x, np.float32)
     targets = _check_targets(x, targets)
     height, width = x.shape[1:3]
@@ -244,14 +243,14 @@ def occlusion(model, x: np.ndarray, targets: Sequence[int], patch: int | None = 
     windows = [(t, left) for t in tops for left in lefts]
     maps = []
     for image, target in zip(x, targets):
-        base = softmax(logits(model, image[None]), axis=-1)[0, target]
+        base = logits(model, image[None])[0, target]
         drops = []
         for start in range(0, len(windows), batch_size):
             chunk = windows[start:start + batch_size]
             batch = np.repeat(image[None], len(chunk), axis=0)
             for k, (t, left) in enumerate(chunk):
                 batch[k, t:t + patch, left:left + patch] = fill[t:t + patch, left:left + patch]
-            drops.append(base - softmax(logits(model, batch), axis=-1)[:, target])
+            drops.append(base - logits(model, batch)[:, target])
         drops = np.concatenate(drops)
         total = np.zeros((height, width), np.float64)
         count = np.zeros((height, width), np.float64)
