@@ -92,7 +92,10 @@ class ModelService:
         try:
             with Image.open(io.BytesIO(upload.data)) as probe:  # reads the header only
                 width, height = probe.size
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+            raise BadRequest(413, f"{upload.name}: more pixels than the limit of {self.options.max_pixels} "
+                                  f"(a decompression bomb?)") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise BadRequest(400, f"{upload.name}: not a readable image ({type(exc).__name__})") from None
         if width * height > self.options.max_pixels:
             raise BadRequest(413, f"{upload.name}: {width}x{height} pixels exceeds the limit of "
