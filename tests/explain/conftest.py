@@ -35,12 +35,17 @@ def patch_model(patch_preprocessing):
     h = layers.GlobalAveragePooling2D()(h)
     model = keras.Model(inputs, layers.Dense(len(CLASSES), name="logits")(h), name="patchnet")
     x, y, _ = patch_images(1600, seed=1)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(patch_preprocessing(x), y, epochs=6, batch_size=32, verbose=0)
     tx, ty, _ = patch_images(200, seed=2)
     accuracy = float(np.mean(np.argmax(model.predict(patch_preprocessing(tx), verbose=0), axis=1) == ty))
-    assert accuracy > 0.95, f"the patch model did not learn its task ({accuracy:.2f}); the map checks would mean nothing"
+    assert accuracy > 0.95, (
+        f"the patch model did not learn its task ({accuracy:.2f}); the map checks would mean nothing"
+    )
     return model
 
 

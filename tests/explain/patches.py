@@ -28,5 +28,5 @@ def patch_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     corners = rng.integers(1, SIZE - PATCH - 1, (count, 2))
     for i, label in enumerate(y):
         top, left = corners[i]
-        x[i, top:top + PATCH, left:left + PATCH, 0] = _pattern(int(label))
+        x[i, top : top + PATCH, left : left + PATCH, 0] = _pattern(int(label))
     return x, y, corners

@@ -52,14 +52,24 @@ def test_same_maps_on_every_backend(patch_model, patch_preprocessing, tmp_path):
     patch_model.save(model_path)
     np.savez(tmp_path / "data.npz", images=images, targets=targets)
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-           "CNNLAB_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+        "CNNLAB_THREADS": "1",
+    }
     processes = {}
     for backend in backends:  # both at once: each is mostly start-up time
         out = tmp_path / f"{backend}.npz"
-        processes[backend] = (out, subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, str(model_path), str(tmp_path / "data.npz"), str(out)],
-            env={**env, "KERAS_BACKEND": backend}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes[backend] = (
+            out,
+            subprocess.Popen(
+                [sys.executable, "-c", SCRIPT, str(model_path), str(tmp_path / "data.npz"), str(out)],
+                env={**env, "KERAS_BACKEND": backend},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
 
     explainer = Explainer(patch_model, patch_preprocessing, CLASSES)
     reference = {m: explainer.maps(images, m, targets, steps=16, samples=4) for m in METHODS}
@@ -71,5 +81,6 @@ def test_same_maps_on_every_backend(patch_model, patch_preprocessing, tmp_path):
         for method in METHODS:
             expected = reference[method]
             assert expected.max() > 0, method
-            np.testing.assert_allclose(maps[method], expected, atol=2e-3 * expected.max(), rtol=2e-3,
-                                       err_msg=f"{method} on {backend}")
+            np.testing.assert_allclose(
+                maps[method], expected, atol=2e-3 * expected.max(), rtol=2e-3, err_msg=f"{method} on {backend}"
+            )

@@ -33,9 +33,21 @@ def train_mnist_run(tmp_path_factory):
     path = folder / "lenet5-mnist"
     if (path / "evaluation-test.json").is_file():
         return Run.load(path)
-    run = train("lenet5", "mnist", name="lenet5-mnist", runs_dir=folder, data_dir=data_dir.parent, epochs=1,
-                batch_size=50, pad=2, val_split=1000, max_train_samples=TRAIN_IMAGES, max_eval_samples=EVAL_IMAGES,
-                seed=0, verbose=False)
+    run = train(
+        "lenet5",
+        "mnist",
+        name="lenet5-mnist",
+        runs_dir=folder,
+        data_dir=data_dir.parent,
+        epochs=1,
+        batch_size=50,
+        pad=2,
+        val_split=1000,
+        max_train_samples=TRAIN_IMAGES,
+        max_eval_samples=EVAL_IMAGES,
+        seed=0,
+        verbose=False,
+    )
     evaluate(run)
     return run
 
@@ -64,12 +76,18 @@ class Server:
     def __init__(self, run_path: Path, *args: str, timeout: float = 180):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
-               "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+        }
         self.log = open(Path(run_path).parent / f"server-{self.port}.log", "w+b")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cnnlab", "serve", str(run_path), "--port", str(self.port), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -101,8 +119,9 @@ class Server:
         self.log.close()
 
 
-def request(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None,
-            timeout: float = 60) -> tuple[int, dict, dict]:
+def request(
+    url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None, timeout: float = 60
+) -> tuple[int, dict, dict]:
     """(status, JSON body, headers) of one HTTP request; 4xx/5xx replies are returned, not raised."""
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
@@ -120,7 +139,11 @@ def multipart(files: list[tuple[str, bytes]], fields: dict | None = None, field:
     for key, value in (fields or {}).items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
     for name, data in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"

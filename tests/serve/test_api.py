@@ -77,9 +77,15 @@ def test_server_and_cli_give_the_same_probabilities(server, mnist_run, digits):
 
 def test_json_base64_top_k_and_gradcam(server, digits):
     paths, labels = digits
-    data = {"images": [base64.b64encode(paths[0].read_bytes()).decode(),
-                       "data:image/png;base64," + base64.b64encode(paths[1].read_bytes()).decode()],
-            "names": ["a.png", "b.png"], "top_k": 2, "gradcam": True}
+    data = {
+        "images": [
+            base64.b64encode(paths[0].read_bytes()).decode(),
+            "data:image/png;base64," + base64.b64encode(paths[1].read_bytes()).decode(),
+        ],
+        "names": ["a.png", "b.png"],
+        "top_k": 2,
+        "gradcam": True,
+    }
     status, reply, _ = request(server.url + "/predict", json.dumps(data).encode(), {"Content-Type": "application/json"})
     assert status == 200, reply
     first, second = reply["predictions"]
@@ -116,6 +122,7 @@ def test_inverted_digit_is_flagged_and_fixed(server, mnist_run, digits, tmp_path
 
 def _bomb_png(side: int) -> bytes:
     """A valid PNG header and a tiny compressed stream declaring side x side pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -127,15 +134,27 @@ def _bomb_png(side: int) -> bytes:
 BAD_REQUESTS = {
     "no body type": (lambda: (b"hello", {"Content-Type": "text/plain"}), 415, "Content-Type"),
     "not an image": (lambda: multipart([("notes.png", b"this is not a picture")]), 400, "notes.png"),
-    "truncated image": (lambda: multipart([("cut.png", png(np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8))
-                                                        [:300])]), 400, "cut.png"),
+    "truncated image": (
+        lambda: multipart([("cut.png", png(np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8))[:300])]),
+        400,
+        "cut.png",
+    ),
     "no image": (lambda: multipart([], {"top_k": "3"}), 400, "no image"),
-    "top_k too large": (lambda: multipart([("d.png", png(np.zeros((28, 28), np.uint8)))], {"top_k": "11"}), 422,
-                        "top_k"),
-    "top_k not a number": (lambda: multipart([("d.png", png(np.zeros((28, 28), np.uint8)))], {"top_k": "many"}), 422,
-                           "top_k"),
-    "gradcam not a bool": (lambda: multipart([("d.png", png(np.zeros((28, 28), np.uint8)))], {"gradcam": "perhaps"}),
-                           422, "gradcam"),
+    "top_k too large": (
+        lambda: multipart([("d.png", png(np.zeros((28, 28), np.uint8)))], {"top_k": "11"}),
+        422,
+        "top_k",
+    ),
+    "top_k not a number": (
+        lambda: multipart([("d.png", png(np.zeros((28, 28), np.uint8)))], {"top_k": "many"}),
+        422,
+        "top_k",
+    ),
+    "gradcam not a bool": (
+        lambda: multipart([("d.png", png(np.zeros((28, 28), np.uint8)))], {"gradcam": "perhaps"}),
+        422,
+        "gradcam",
+    ),
     "bad JSON": (lambda: (b"{not json", {"Content-Type": "application/json"}), 400, "JSON"),
     "JSON without images": (lambda: (b'{"pictures": []}', {"Content-Type": "application/json"}), 400, "images"),
     "bad base64": (lambda: (b'{"images": ["***"]}', {"Content-Type": "application/json"}), 400, "base64"),
@@ -159,9 +178,16 @@ def test_bad_requests_get_a_json_4xx(server, case):
     assert "\n" not in reply["error"] and "Traceback" not in reply["error"]
 
 
-@pytest.mark.parametrize("path,method,status", [("/nothing", "GET", 404), ("/predict", "GET", 405),
-                                                ("/static/../../cnnlab/errors.py", "GET", 404),
-                                                ("/static/%2e%2e/app.py", "GET", 404), ("/health", "DELETE", 405)])
+@pytest.mark.parametrize(
+    "path,method,status",
+    [
+        ("/nothing", "GET", 404),
+        ("/predict", "GET", 405),
+        ("/static/../../cnnlab/errors.py", "GET", 404),
+        ("/static/%2e%2e/app.py", "GET", 404),
+        ("/health", "DELETE", 405),
+    ],
+)
 def test_unknown_routes_and_methods_are_json(server, path, method, status):
     got, reply, headers = request(server.url + path, method=method)
     assert got == status and reply["status"] == status and headers["content-type"].startswith("application/json")
@@ -215,4 +241,4 @@ def test_page_and_static_files_are_served_offline(server):
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     with urllib.request.urlopen(server.url + "/static/app.js", timeout=30) as reply:
         script = reply.read().decode()
-    assert "fetch(\"/predict\"" in script and "https://" not in script
+    assert 'fetch("/predict"' in script and "https://" not in script

@@ -20,9 +20,11 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT = 60  # seconds an explicit wait may take on a busy machine; passing waits return at once
 
 pytestmark = [
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="chromium and chromedriver not installed (apt-get install chromium chromium-driver; "
-                              "CI runs .ci/install-browser)"),
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="chromium and chromedriver not installed (apt-get install chromium chromium-driver; "
+        "CI runs .ci/install-browser)",
+    ),
 ]
 
 
@@ -35,9 +37,17 @@ def browser(tmp_path_factory):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1200,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1000",
+    ):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
@@ -52,8 +62,9 @@ def page(browser, server):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server.url + "/")
-    WebDriverWait(browser, WAIT).until(ec.text_to_be_present_in_element_attribute(
-        ("id", "status"), "data-state", "ready"))
+    WebDriverWait(browser, WAIT).until(
+        ec.text_to_be_present_in_element_attribute(("id", "status"), "data-state", "ready")
+    )
     return browser
 
 
@@ -71,8 +82,11 @@ def test_model_card_is_shown(page):
     card = page.find_element("id", "model-card").text
     assert "lenet5" in card and "61,706" in card
     assert page.find_element("id", "canvas").is_displayed()  # one-channel model: drawing offered
-    _wait(page).until(lambda d: d.execute_script(
-        "const i = document.getElementById('confusion-matrix'); return i.complete && i.naturalWidth > 0;"))
+    _wait(page).until(
+        lambda d: d.execute_script(
+            "const i = document.getElementById('confusion-matrix'); return i.complete && i.naturalWidth > 0;"
+        )
+    )
 
 
 def test_drawn_stroke_gets_a_prediction(page):
@@ -101,8 +115,11 @@ def test_uploaded_mnist_digit_is_ranked_first_with_its_gradcam(page, mnist_run, 
     assert _top_class(page) == mnist_run.class_names[labels[0]]
     first = page.find_element("css selector", "#predictions li.prediction")
     assert first.get_attribute("data-class") == mnist_run.class_names[labels[0]]
-    _wait(page).until(lambda d: d.execute_script(
-        "const i = document.getElementById('gradcam'); return i.complete && i.naturalWidth >= 128;"))
+    _wait(page).until(
+        lambda d: d.execute_script(
+            "const i = document.getElementById('gradcam'); return i.complete && i.naturalWidth >= 128;"
+        )
+    )
     assert page.find_element("id", "gradcam").get_attribute("src").startswith("data:image/png;base64,")
 
 

@@ -10,9 +10,9 @@ explain the plain network.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -90,10 +90,19 @@ class Explainer:
 
     def _crop(self, maps: np.ndarray) -> np.ndarray:
         p = self.preprocessing.pad
-        return maps[:, p:maps.shape[1] - p, p:maps.shape[2] - p] if p else maps
+        return maps[:, p : maps.shape[1] - p, p : maps.shape[2] - p] if p else maps
 
-    def maps(self, images: np.ndarray, method: str, targets: Sequence[int], *, steps: int = 64,
-             baseline: str = "black", samples: int = 25, patch: int | None = None) -> np.ndarray:
+    def maps(
+        self,
+        images: np.ndarray,
+        method: str,
+        targets: Sequence[int],
+        *,
+        steps: int = 64,
+        baseline: str = "black",
+        samples: int = 25,
+        patch: int | None = None,
+    ) -> np.ndarray:
         """(N, H, W) maps of ``method`` for uint8 ``images`` (N, H, W, C) and one target class each."""
         from cnnlab.explain import methods as m
 
@@ -115,19 +124,28 @@ class Explainer:
             raise AssertionError(method)
         return self._crop(out)
 
-    def integrated_gradients(self, images: np.ndarray, targets: Sequence[int], *, steps: int = 64,
-                             baseline: str = "black") -> np.ndarray:
+    def integrated_gradients(
+        self, images: np.ndarray, targets: Sequence[int], *, steps: int = 64, baseline: str = "black"
+    ) -> np.ndarray:
         """Signed attributions (N, H, W, C) on the image (padding cropped)."""
         from cnnlab.explain.methods import integrated_gradients
 
         x = self.network_input(images)
         attributions = integrated_gradients(self.model, x, targets, self.baseline(images, baseline), steps=steps)
         p = self.preprocessing.pad
-        return attributions[:, p:attributions.shape[1] - p, p:attributions.shape[2] - p] if p else attributions
+        return attributions[:, p : attributions.shape[1] - p, p : attributions.shape[2] - p] if p else attributions
 
-    def explain(self, images: np.ndarray, names: Sequence[str], methods: Iterable[str] = ("gradcam",), *,
-                target: int | str | None = None, top: list[list[dict]] | None = None, top_k: int = 3,
-                **options) -> list[Explanation]:
+    def explain(
+        self,
+        images: np.ndarray,
+        names: Sequence[str],
+        methods: Iterable[str] = ("gradcam",),
+        *,
+        target: int | str | None = None,
+        top: list[list[dict]] | None = None,
+        top_k: int = 3,
+        **options,
+    ) -> list[Explanation]:
         from cnnlab.explain.methods import logits
         from cnnlab.inference.forward import softmax
 
@@ -135,15 +153,23 @@ class Explainer:
         images = np.asarray(images, np.uint8)
         probabilities = softmax(logits(self.model, self.network_input(images)))
         if top is None:
-            top = [[{"class": self.class_names[i], "index": int(i), "probability": float(row[i])}
-                    for i in np.argsort(-row, kind="stable")[:top_k]] for row in probabilities]
+            top = [
+                [
+                    {"class": self.class_names[i], "index": int(i), "probability": float(row[i])}
+                    for i in np.argsort(-row, kind="stable")[:top_k]
+                ]
+                for row in probabilities
+            ]
         targets = [self._target(target, row) for row in probabilities]
-        results = [Explanation(str(name), image, t, k, self.class_names[k])
-                   for name, image, t, k in zip(names, images, top, targets)]
+        results = [
+            Explanation(str(name), image, t, k, self.class_names[k])
+            for name, image, t, k in zip(names, images, top, targets)
+        ]
         for method in methods:
             if method == "integrated-gradients":
-                attributions = self.integrated_gradients(images, targets, steps=options.get("steps", 64),
-                                                         baseline=options.get("baseline", "black"))
+                attributions = self.integrated_gradients(
+                    images, targets, steps=options.get("steps", 64), baseline=options.get("baseline", "black")
+                )
                 for result, a in zip(results, attributions):
                     result.attributions = a
                     result.maps[method] = np.abs(a).sum(-1)
@@ -157,8 +183,9 @@ class Explainer:
             return int(np.argmax(probabilities))
         if isinstance(target, str) and not target.lstrip("-").isdigit():
             if target not in self.class_names:
-                raise ConfigError(f"--target: expected a class name ({', '.join(self.class_names)}) or index, "
-                                  f"got {target!r}")
+                raise ConfigError(
+                    f"--target: expected a class name ({', '.join(self.class_names)}) or index, got {target!r}"
+                )
             return self.class_names.index(target)
         index = int(target)
         if not 0 <= index < len(self.class_names):
@@ -166,9 +193,21 @@ class Explainer:
         return index
 
 
-def explain(run_or_path, files, methods: Iterable[str] = ("gradcam",), *, out: str | os.PathLike | None = None,
-            target: int | str | None = None, layer: str | None = None, steps: int = 64, baseline: str = "black",
-            samples: int = 25, top_k: int = 3, which: str = "final", invert: bool = False) -> list[Explanation]:
+def explain(
+    run_or_path,
+    files,
+    methods: Iterable[str] = ("gradcam",),
+    *,
+    out: str | os.PathLike | None = None,
+    target: int | str | None = None,
+    layer: str | None = None,
+    steps: int = 64,
+    baseline: str = "black",
+    samples: int = 25,
+    top_k: int = 3,
+    which: str = "final",
+    invert: bool = False,
+) -> list[Explanation]:
     """Explain a run's predictions on image files (or folders of them) with each of ``methods``.
 
     Returns one :class:`Explanation` per image. With ``out`` it also writes, for each image and
@@ -191,8 +230,16 @@ def explain(run_or_path, files, methods: Iterable[str] = ("gradcam",), *, out: s
     if invert:
         images = 255 - images
     explainer = Explainer(load_model(run, which), run.preprocessing, run.class_names, layer)
-    results = explainer.explain(images, [os.fspath(p) for p in paths], methods, target=target, top_k=top_k,
-                                steps=steps, baseline=baseline, samples=samples)
+    results = explainer.explain(
+        images,
+        [os.fspath(p) for p in paths],
+        methods,
+        target=target,
+        top_k=top_k,
+        steps=steps,
+        baseline=baseline,
+        samples=samples,
+    )
     if out is not None:
         write_explanations(results, methods, Path(out))
     return results
@@ -210,8 +257,9 @@ def write_explanations(results: list[Explanation], methods: Sequence[str], out: 
         if stems[stem] > 1:
             stem = f"{stem}-{stems[stem]}"
         for method in methods:
-            title = (f"{Path(result.file).name}: {method} for class {result.target_class}   "
-                     f"(top: {top_line(result.top)})")
+            title = (
+                f"{Path(result.file).name}: {method} for class {result.target_class}   (top: {top_line(result.top)})"
+            )
             path = write_panels(result.image, result.maps[method], out / f"{stem}-{method}.png", title)
             result.files[method] = os.fspath(path)
     rows = [(r.image, f"{Path(r.file).stem[:18]}\n{top_line(r.top, 1)}", r.maps) for r in results]

@@ -13,7 +13,7 @@ functional ``grad`` needs no special case.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -17,7 +17,7 @@ stays at 1.0 when part of the evidence is covered, its logit does not.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,6 +28,7 @@ GRADIENT_BATCH = 64  # images per gradient computation (integrated gradients' st
 
 
 # ----------------------------------------------------------------------------- layers
+
 
 def walk_layers(model) -> list:
     """Every layer of ``model``, nested models' layers included, in graph order."""
@@ -79,6 +80,7 @@ def target_layer(model, name: str | None = None):
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _check_targets(x: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     targets = np.asarray(targets, dtype=np.int64).reshape(-1)
     if len(targets) != len(x):
@@ -113,12 +115,12 @@ def input_gradients(model, x: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     classes = model.output_shape[-1]
     out = []
     for start in range(0, len(x), GRADIENT_BATCH):
-        hot = keras.ops.convert_to_tensor(_one_hot(targets[start:start + GRADIENT_BATCH], classes))
+        hot = keras.ops.convert_to_tensor(_one_hot(targets[start : start + GRADIENT_BATCH], classes))
 
         def score(inputs, hot=hot):
             return keras.ops.sum(model(inputs, training=False) * hot)
 
-        _, (grad,) = gradients(score, [x[start:start + GRADIENT_BATCH]])
+        _, (grad,) = gradients(score, [x[start : start + GRADIENT_BATCH]])
         out.append(grad)
     return np.concatenate(out)
 
@@ -162,8 +164,10 @@ def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- methods
 
-def grad_cam(model, x: np.ndarray, targets: Sequence[int], layer=None, *, plus: bool = False,
-             upsampled: bool = True) -> np.ndarray:
+
+def grad_cam(
+    model, x: np.ndarray, targets: Sequence[int], layer=None, *, plus: bool = False, upsampled: bool = True
+) -> np.ndarray:
     """Grad-CAM (or Grad-CAM++ with ``plus``) maps, (N, H, W) at the input size (or the layer's with
     ``upsampled=False``), not normalised: ReLU of the gradient-weighted sum of the layer's channels."""
     layer = target_layer(model, layer) if layer is None or isinstance(layer, str) else layer
@@ -184,8 +188,9 @@ def saliency(model, x: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     return np.abs(input_gradients(model, x, targets)).max(axis=-1)
 
 
-def smoothgrad(model, x: np.ndarray, targets: Sequence[int], samples: int = 25, noise: float = 0.15,
-               seed: int = 0) -> np.ndarray:
+def smoothgrad(
+    model, x: np.ndarray, targets: Sequence[int], samples: int = 25, noise: float = 0.15, seed: int = 0
+) -> np.ndarray:
     """SmoothGrad: |mean gradient over ``samples`` noisy copies| (noise sd = ``noise`` x the image's range),
     max over channels, (N, H, W)."""
     x = np.asarray(x, np.float32)
@@ -200,8 +205,9 @@ def smoothgrad(model, x: np.ndarray, targets: Sequence[int], samples: int = 25, 
     return np.stack(maps)
 
 
-def integrated_gradients(model, x: np.ndarray, targets: Sequence[int], baseline: np.ndarray,
-                         steps: int = 64) -> np.ndarray:
+def integrated_gradients(
+    model, x: np.ndarray, targets: Sequence[int], baseline: np.ndarray, steps: int = 64
+) -> np.ndarray:
     """Integrated Gradients (N, H, W, C), signed: (x - baseline) times the trapezoidal average of the
     gradients at ``steps`` + 1 points on the straight path from ``baseline`` to ``x``."""
     if steps < 1:
@@ -223,8 +229,15 @@ def integrated_gradients(model, x: np.ndarray, targets: Sequence[int], baseline:
     return np.stack(out)
 
 
-def occlusion(model, x: np.ndarray, targets: Sequence[int], patch: int | None = None, stride: int | None = None,
-              fill: np.ndarray | float = 0.0, batch_size: int = 256) -> np.ndarray:
+def occlusion(
+    model,
+    x: np.ndarray,
+    targets: Sequence[int],
+    patch: int | None = None,
+    stride: int | None = None,
+    fill: np.ndarray | float = 0.0,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Occlusion sensitivity (N, H, W): the target class's logit drop when a ``patch`` x ``patch``
     square around each pixel is replaced by ``fill`` (the network input of a black image), averaged
     over the windows that cover the pixel."""
@@ -246,16 +259,16 @@ def occlusion(model, x: np.ndarray, targets: Sequence[int], patch: int | None = 
         base = logits(model, image[None])[0, target]
         drops = []
         for start in range(0, len(windows), batch_size):
-            chunk = windows[start:start + batch_size]
+            chunk = windows[start : start + batch_size]
             batch = np.repeat(image[None], len(chunk), axis=0)
             for k, (t, left) in enumerate(chunk):
-                batch[k, t:t + patch, left:left + patch] = fill[t:t + patch, left:left + patch]
+                batch[k, t : t + patch, left : left + patch] = fill[t : t + patch, left : left + patch]
             drops.append(base - logits(model, batch)[:, target])
         drops = np.concatenate(drops)
         total = np.zeros((height, width), np.float64)
         count = np.zeros((height, width), np.float64)
         for drop, (t, left) in zip(drops, windows):
-            total[t:t + patch, left:left + patch] += drop
-            count[t:t + patch, left:left + patch] += 1
+            total[t : t + patch, left : left + patch] += drop
+            count[t : t + patch, left : left + patch] += 1
         maps.append((total / np.maximum(count, 1)).astype(np.float32))
     return np.stack(maps)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -105,8 +105,9 @@ def write_panels(image: np.ndarray, heat: np.ndarray, path: str | os.PathLike, t
     return _save(fig, path)
 
 
-def write_summary(rows: Sequence[tuple[np.ndarray, str, dict[str, np.ndarray]]], methods: Sequence[str],
-                  path: str | os.PathLike) -> Path:
+def write_summary(
+    rows: Sequence[tuple[np.ndarray, str, dict[str, np.ndarray]]], methods: Sequence[str], path: str | os.PathLike
+) -> Path:
     """A grid: one row per image (the image titled ``label``, then one overlay per method)."""
     from matplotlib.figure import Figure
 

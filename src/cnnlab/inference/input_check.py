@@ -37,9 +37,13 @@ def image_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
     height, width = x.shape[1:3]
     b = max(1, min(BORDER, height // 4, width // 4))
     frame = np.ones((height, width), bool)
-    frame[b:height - b, b:width - b] = False
+    frame[b : height - b, b : width - b] = False
     gray = x.mean(axis=-1)
-    return {"mean": gray.mean(axis=(1, 2)), "border": gray[:, frame].mean(axis=1), "center": gray[:, ~frame].mean(axis=1)}
+    return {
+        "mean": gray.mean(axis=(1, 2)),
+        "border": gray[:, frame].mean(axis=1),
+        "center": gray[:, ~frame].mean(axis=1),
+    }
 
 
 def training_statistics(images: np.ndarray) -> dict:
@@ -90,7 +94,7 @@ class InputChecker:
 
     @property
     def polarity(self) -> str | None:
-        """"dark" or "light" background when at least 90% of the training images agree, else None."""
+        """ "dark" or "light" background when at least 90% of the training images agree, else None."""
         if not self.stats:
             return None
         fraction = self.stats["dark_background_fraction"]
@@ -111,15 +115,19 @@ class InputChecker:
         channels = info.get("channels")
         if channels is not None and self.channels is not None and channels != self.channels:
             kind = {1: "grayscale", 3: "colour"}
-            notes.append(f"a {kind.get(channels, channels)} image for a model trained on {kind.get(self.channels)} "
-                         f"images; it was converted")
+            notes.append(
+                f"a {kind.get(channels, channels)} image for a model trained on {kind.get(self.channels)} "
+                f"images; it was converted"
+            )
         size = info.get("size")
         if size and self.image_size:
             (h, w), (th, tw) = size, self.image_size
             stretch = (h / w) / (th / tw)
             if max(stretch, 1 / stretch) > 1.5:
-                notes.append(f"{w}x{h} pixels resized to the training size {tw}x{th}: its shape is stretched; "
-                             f"crop it to the training aspect ratio first")
+                notes.append(
+                    f"{w}x{h} pixels resized to the training size {tw}x{th}: its shape is stretched; "
+                    f"crop it to the training aspect ratio first"
+                )
             elif h < th / 2 or w < tw / 2:
                 notes.append(f"{w}x{h} pixels, much smaller than the training size {tw}x{th}; it was enlarged")
         polarity = self.polarity
@@ -127,16 +135,22 @@ class InputChecker:
             light_background = s["border"] > 127.5 and s["border"] > s["center"]
             dark_background = s["border"] < 127.5 and s["border"] < s["center"]
             if polarity == "dark" and light_background:
-                notes.append("dark strokes on a light background, but the training images are light on dark: "
-                             "invert it (cnnlab predict --invert, or the page's Invert box)")
+                notes.append(
+                    "dark strokes on a light background, but the training images are light on dark: "
+                    "invert it (cnnlab predict --invert, or the page's Invert box)"
+                )
             elif polarity == "light" and dark_background:
-                notes.append("light strokes on a dark background, but the training images are dark on light: "
-                             "invert it (cnnlab predict --invert, or the page's Invert box)")
+                notes.append(
+                    "light strokes on a dark background, but the training images are dark on light: "
+                    "invert it (cnnlab predict --invert, or the page's Invert box)"
+                )
         if self.stats and not notes:
             low, high = self.stats["mean_low"] - MEAN_MARGIN, self.stats["mean_high"] + MEAN_MARGIN
             if not low <= s["mean"] <= high:
-                notes.append(f"mean intensity {s['mean']:.0f} is outside the training images' range "
-                             f"{self.stats['mean_low']:.0f}-{self.stats['mean_high']:.0f} (of 255)")
+                notes.append(
+                    f"mean intensity {s['mean']:.0f} is outside the training images' range "
+                    f"{self.stats['mean_low']:.0f}-{self.stats['mean_high']:.0f} (of 255)"
+                )
         return notes
 
 

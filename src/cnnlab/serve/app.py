@@ -46,7 +46,7 @@ class ServeOptions:
     top_k: int = 3
     which: str = "final"
 
-    def check(self) -> "ServeOptions":
+    def check(self) -> ServeOptions:
         from cnnlab.errors import ConfigError
 
         for name in ("max_batch", "max_upload_bytes", "max_pixels", "max_images", "top_k"):
@@ -93,13 +93,17 @@ class ModelService:
             with Image.open(io.BytesIO(upload.data)) as probe:  # reads the header only
                 width, height = probe.size
         except Image.DecompressionBombError:  # Pillow's own limit, far above ours
-            raise BadRequest(413, f"{upload.name}: more pixels than the limit of {self.options.max_pixels} "
-                                  f"(a decompression bomb?)") from None
+            raise BadRequest(
+                413, f"{upload.name}: more pixels than the limit of {self.options.max_pixels} (a decompression bomb?)"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise BadRequest(400, f"{upload.name}: not a readable image ({type(exc).__name__})") from None
         if width * height > self.options.max_pixels:
-            raise BadRequest(413, f"{upload.name}: {width}x{height} pixels exceeds the limit of "
-                                  f"{self.options.max_pixels} pixels (a decompression bomb?)")
+            raise BadRequest(
+                413,
+                f"{upload.name}: {width}x{height} pixels exceeds the limit of "
+                f"{self.options.max_pixels} pixels (a decompression bomb?)",
+            )
         try:
             return read_image(self.run.preprocessing, upload.data, upload.name)
         except CnnlabError as exc:
@@ -155,8 +159,11 @@ class MicroBatcher:
             while count < self.max_batch:
                 remaining = deadline - loop.time()
                 try:
-                    item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(),
-                                                                                                  remaining)
+                    item = (
+                        self.queue.get_nowait()
+                        if remaining <= 0
+                        else await asyncio.wait_for(self.queue.get(), remaining)
+                    )
                 except (asyncio.TimeoutError, asyncio.QueueEmpty):
                     break
                 items.append(item)
@@ -173,7 +180,7 @@ class MicroBatcher:
             start = 0
             for part, future in items:
                 if not future.done():
-                    future.set_result(results[start:start + len(part)])
+                    future.set_result(results[start : start + len(part)])
                 start += len(part)
 
 
@@ -248,8 +255,14 @@ def create_app(run_or_path, options: ServeOptions | None = None, **overrides):
             await batcher.stop()
         service.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title=f"cnnlab: {run.name}", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Classify images with a cnnlab run's model. The page at / draws or uploads an image.")
+    app = FastAPI(
+        title=f"cnnlab: {run.name}",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Classify images with a cnnlab run's model. The page at / draws or uploads an image.",
+    )
     app.state.service = service
     app.state.batcher = batcher
 
@@ -283,8 +296,12 @@ def create_app(run_or_path, options: ServeOptions | None = None, **overrides):
 
     @app.get("/health", summary="Liveness and the model served")
     async def health():
-        return {"status": "ok", "run": run.name, "model": run.config["train"].get("model"),
-                "batching": options.batching}
+        return {
+            "status": "ok",
+            "run": run.name,
+            "model": run.config["train"].get("model"),
+            "batching": options.batching,
+        }
 
     card = model_card(service)
 
@@ -292,8 +309,11 @@ def create_app(run_or_path, options: ServeOptions | None = None, **overrides):
     async def model():
         return card
 
-    @app.get("/model/confusion-matrix.png", summary="The run's test confusion matrix (from cnnlab evaluate)",
-             response_class=FileResponse)
+    @app.get(
+        "/model/confusion-matrix.png",
+        summary="The run's test confusion matrix (from cnnlab evaluate)",
+        response_class=FileResponse,
+    )
     async def confusion_matrix():
         path = run.path / "plots" / "confusion_matrix.png"
         if not path.is_file():
@@ -303,18 +323,38 @@ def create_app(run_or_path, options: ServeOptions | None = None, **overrides):
     request_body = {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": {"type": "object", "properties": {
-                "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                "top_k": {"type": "integer"}, "gradcam": {"type": "boolean"}, "invert": {"type": "boolean"}}}},
-            "application/json": {"schema": {"type": "object", "required": ["images"], "properties": {
-                "images": {"type": "array", "items": {"type": "string", "description": "base64 or data URL"}},
-                "names": {"type": "array", "items": {"type": "string"}},
-                "top_k": {"type": "integer"}, "gradcam": {"type": "boolean"}, "invert": {"type": "boolean"}}}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "top_k": {"type": "integer"},
+                        "gradcam": {"type": "boolean"},
+                        "invert": {"type": "boolean"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {"type": "array", "items": {"type": "string", "description": "base64 or data URL"}},
+                        "names": {"type": "array", "items": {"type": "string"}},
+                        "top_k": {"type": "integer"},
+                        "gradcam": {"type": "boolean"},
+                        "invert": {"type": "boolean"},
+                    },
+                }
+            },
         },
     }
 
-    @app.post("/predict", summary="Top-k classes of one or several images, optionally with a Grad-CAM overlay",
-              openapi_extra={"requestBody": request_body})
+    @app.post(
+        "/predict",
+        summary="Top-k classes of one or several images, optionally with a Grad-CAM overlay",
+        openapi_extra={"requestBody": request_body},
+    )
     async def predict(request: Request):
         started = time.perf_counter()
         body = await read_body(request, options.max_upload_bytes)
@@ -338,16 +378,22 @@ def create_app(run_or_path, options: ServeOptions | None = None, **overrides):
             if gradcam:
                 target = result["top"][0]["index"]
                 entry["gradcam"] = await asyncio.get_running_loop().run_in_executor(
-                    service.executor, service.gradcam_png, image, target)
+                    service.executor, service.gradcam_png, image, target
+                )
             predictions.append(entry)
-        return {"predictions": predictions, "model": run.config["train"].get("model"), "run": run.name,
-                "seconds": round(time.perf_counter() - started, 6)}
+        return {
+            "predictions": predictions,
+            "model": run.config["train"].get("model"),
+            "run": run.name,
+            "seconds": round(time.perf_counter() - started, 6),
+        }
 
     return app
 
 
-def serve(run_or_path, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "warning",
-          announce=print, **options) -> None:
+def serve(
+    run_or_path, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "warning", announce=print, **options
+) -> None:
     """Serve a run on uvicorn until interrupted (``cnnlab serve``)."""
     import uvicorn
 
@@ -359,5 +405,11 @@ def serve(run_or_path, host: str = "127.0.0.1", port: int = 8000, *, log_level: 
     if host not in ("127.0.0.1", "localhost", "::1"):
         _log.warning("serving on %s: reachable from other machines", host)
     announce(f"Serving {app.state.service.run.name} on http://{host}:{port}/  (Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                limit_concurrency=int(os.environ.get("CNNLAB_SERVE_CONCURRENCY", "512")))
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        limit_concurrency=int(os.environ.get("CNNLAB_SERVE_CONCURRENCY", "512")),
+    )

@@ -70,7 +70,7 @@ def parse_predict_body(content_type: str, body: bytes, max_images: int) -> Predi
         shown = kind or "none"
         raise BadRequest(415, f"Content-Type: expected multipart/form-data or application/json, got {shown}")
     if not request.images:
-        raise BadRequest(400, "no image in the request: send a file part (multipart) or \"images\": [base64] (JSON)")
+        raise BadRequest(400, 'no image in the request: send a file part (multipart) or "images": [base64] (JSON)')
     return request
 
 
@@ -111,8 +111,14 @@ def _parse_multipart(body: bytes, boundary: bytes, max_images: int) -> PredictRe
                 raise BadRequest(400, f"form field {name!r}: value too long")
             result.options[name] = data.decode("utf-8", "replace")
 
-    callbacks = dict(on_part_begin=on_part_begin, on_header_field=on_header_field, on_header_value=on_header_value,
-                     on_header_end=on_header_end, on_part_data=on_part_data, on_part_end=on_part_end)
+    callbacks = dict(
+        on_part_begin=on_part_begin,
+        on_header_field=on_header_field,
+        on_header_value=on_header_value,
+        on_header_end=on_header_end,
+        on_part_data=on_part_data,
+        on_part_end=on_part_end,
+    )
     try:
         parser = MultipartParser(boundary, callbacks)
         parser.write(body)

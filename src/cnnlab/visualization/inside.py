@@ -12,8 +12,8 @@ import html
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def penultimate_features(model, x: np.ndarray, batch_size: int = 256) -> np.ndar
     last.call = call
     try:
         for start in range(0, len(x), batch_size):
-            model(x[start:start + batch_size], training=False)
+            model(x[start : start + batch_size], training=False)
     finally:
         del last.call
     features = np.concatenate(captured)
@@ -178,8 +178,14 @@ def confused_pairs(labels: np.ndarray, predicted: np.ndarray, class_names: Seque
         true, pred = divmod(int(flat), n)
         if matrix[true, pred] == 0:
             break
-        pairs.append({"true": class_names[true], "predicted": class_names[pred], "count": int(matrix[true, pred]),
-                      "of": int((labels == true).sum())})
+        pairs.append(
+            {
+                "true": class_names[true],
+                "predicted": class_names[pred],
+                "count": int(matrix[true, pred]),
+                "of": int((labels == true).sum()),
+            }
+        )
     return pairs
 
 
@@ -200,8 +206,15 @@ def plot_confused_pairs(pairs: list[dict], path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def visualize(run_or_path, image: str | os.PathLike | None = None, *, samples: int = 1000, embedding: str = "tsne",
-              which: str = "final", out: str | os.PathLike | None = None) -> dict[str, str]:
+def visualize(
+    run_or_path,
+    image: str | os.PathLike | None = None,
+    *,
+    samples: int = 1000,
+    embedding: str = "tsne",
+    which: str = "final",
+    out: str | os.PathLike | None = None,
+) -> dict[str, str]:
     """Every picture of ``cnnlab visualize`` for a run, and ``RUN/report.html``; returns kind -> path.
 
     ``samples`` test images (the first ones of the run's test split) are used for the embedding,
@@ -236,20 +249,36 @@ def visualize(run_or_path, image: str | os.PathLike | None = None, *, samples: i
     predicted = probabilities.argmax(axis=1)
     features = penultimate_features(model, pre(x))
     points = embed(features, embedding)
-    files["embedding"] = os.fspath(plot_embedding(
-        points, y, run.class_names, folder / f"embedding_{embedding}.png",
-        f"{run.name}: {embedding} of the penultimate features of {len(x)} test images"))
+    files["embedding"] = os.fspath(
+        plot_embedding(
+            points,
+            y,
+            run.class_names,
+            folder / f"embedding_{embedding}.png",
+            f"{run.name}: {embedding} of the penultimate features of {len(x)} test images",
+        )
+    )
 
     losses = -np.log(np.maximum(probabilities[np.arange(len(y)), y], 1e-300))
     wrong = np.flatnonzero(predicted != y)
     if len(wrong):
         worst = wrong[np.argsort(-losses[wrong], kind="stable")][:24]
-        files["top losses"] = os.fspath(plot_misclassified(
-            x[worst], y[worst], predicted[worst], run.class_names, folder / "top_losses.png",
-            probabilities=probabilities[worst, predicted[worst]]))
+        files["top losses"] = os.fspath(
+            plot_misclassified(
+                x[worst],
+                y[worst],
+                predicted[worst],
+                run.class_names,
+                folder / "top_losses.png",
+                probabilities=probabilities[worst, predicted[worst]],
+            )
+        )
     pairs = confused_pairs(y, predicted, run.class_names)
-    files["confused pairs"] = os.fspath(plot_confused_pairs(
-        pairs, folder / "confused_pairs.png", f"{run.name}: most-confused class pairs ({len(x)} test images)"))
+    files["confused pairs"] = os.fspath(
+        plot_confused_pairs(
+            pairs, folder / "confused_pairs.png", f"{run.name}: most-confused class pairs ({len(x)} test images)"
+        )
+    )
     files["report"] = os.fspath(write_report(run, pairs=pairs, accuracy=float((predicted == y).mean()), count=len(y)))
     return files
 
@@ -262,10 +291,15 @@ def write_report(run, *, pairs: list[dict] | None = None, accuracy: float | None
     pictures = sorted((root / PLOTS_DIR).rglob("*.png"))
     train = run.config.get("train", {})
     metrics = run.metrics or {}
-    rows = [("model", train.get("model")), ("dataset", train.get("dataset")),
-            ("epochs / steps", f"{metrics.get('epochs')} / {metrics.get('steps')}"),
-            ("test accuracy", metrics.get("accuracy")), ("test loss", metrics.get("loss")),
-            ("backend", train.get("backend")), ("seed", train.get("seed"))]
+    rows = [
+        ("model", train.get("model")),
+        ("dataset", train.get("dataset")),
+        ("epochs / steps", f"{metrics.get('epochs')} / {metrics.get('steps')}"),
+        ("test accuracy", metrics.get("accuracy")),
+        ("test loss", metrics.get("loss")),
+        ("backend", train.get("backend")),
+        ("seed", train.get("seed")),
+    ]
     if accuracy is not None:
         rows.append((f"accuracy on the {count} images visualized", f"{accuracy:.4f}"))
     esc = html.escape
@@ -281,14 +315,18 @@ def write_report(run, *, pairs: list[dict] | None = None, accuracy: float | None
     ]
     if pairs:
         parts.append("<h2>Most-confused pairs</h2><table><tr><th>true</th><th>predicted</th><th>count</th></tr>")
-        parts += [f"<tr><td>{esc(p['true'])}</td><td>{esc(p['predicted'])}</td><td>{p['count']} of {p['of']}</td></tr>"
-                  for p in pairs]
+        parts += [
+            f"<tr><td>{esc(p['true'])}</td><td>{esc(p['predicted'])}</td><td>{p['count']} of {p['of']}</td></tr>"
+            for p in pairs
+        ]
         parts.append("</table>")
     parts.append("<h2>Pictures</h2>")
     for picture in pictures:
         relative = picture.relative_to(root).as_posix()
-        parts.append(f"<figure><a href='{esc(relative)}'><img src='{esc(relative)}' alt='{esc(picture.stem)}'></a>"
-                     f"<figcaption>{esc(relative)}</figcaption></figure>")
+        parts.append(
+            f"<figure><a href='{esc(relative)}'><img src='{esc(relative)}' alt='{esc(picture.stem)}'></a>"
+            f"<figcaption>{esc(relative)}</figcaption></figure>"
+        )
     parts.append("<h2>Configuration</h2><pre>" + esc(json.dumps(train, indent=1)) + "</pre></body></html>")
     path = root / "report.html"
     atomic_write_text(path, "\n".join(parts) + "\n")
