@@ -97,9 +97,10 @@ def load_checkpoint_model(run_path: Path, kind: str = "latest"):
 def load_keras_file(path: Path):
     """``keras.saving.load_model(path, compile=False)``, turning a damaged file into a RunError."""
     from cnnlab._keras import keras
-    import cnnlab.models  # noqa: F401  (registers cnnlab's custom layers, e.g. ResNet's zero-pad shortcut)
+    from cnnlab.models import list_models
     import cnnlab.training.optim  # noqa: F401  (registers cnnlab's schedules for deserialisation)
 
+    list_models()  # imports every builder module: registers cnnlab's custom layers (ResNet's zero-pad shortcut)
     if not Path(path).is_file():
         raise RunError(f"{path}: missing model file")
     try:
