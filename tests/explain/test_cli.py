@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import assert_clean_error, run_cli
@@ -39,9 +40,13 @@ def test_explain_bad_layer_and_method_are_one_line_errors(mnist_run, tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
     proc = run_cli("explain", mnist_run.path, tmp_path / "blank.png", "--layer", "nope", "--out", tmp_path / "o")
     assert_clean_error(proc, "--layer", "nope", "conv1", "conv2")
-    proc = run_cli("explain", mnist_run.path, tmp_path / "blank.png", "--method", "magic")
-    assert_clean_error(proc, "--method", "magic")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+    from cnnlab.errors import ConfigError
+    from cnnlab.explain import explain
+
+    with pytest.raises(ConfigError, match="--method: expected one of .*got 'magic'"):
+        explain(mnist_run, tmp_path / "blank.png", ["magic"])
 
 
 def test_visualize_writes_pictures_and_a_report(mnist_run):
