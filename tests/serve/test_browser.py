@@ -104,6 +104,8 @@ def test_drawn_stroke_gets_a_prediction(page):
     values = [float(b.text) for b in bars]
     assert values == sorted(values, reverse=True) and 0 < values[0] <= 1
     assert page.find_element("id", "error").get_attribute("hidden") is not None
+    # the canvas is sent as an RGBA PNG of gray content, framed like MNIST: nothing unlike the training images
+    assert page.find_element("id", "warnings").get_attribute("hidden") is not None
 
 
 def test_uploaded_mnist_digit_is_ranked_first_with_its_gradcam(page, mnist_run, tmp_path):

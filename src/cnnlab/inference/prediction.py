@@ -58,12 +58,23 @@ def read_image(preprocessing, source: Path | bytes, name: str | None = None) -> 
         image = open_image(source, name)
         info = {"size": (image.size[1], image.size[0]), "channels": image_channels(image)}
         size, channels = preprocessing.image_size, preprocessing.channels or info["channels"]
-        return to_array(image, size, channels), info
+        array = to_array(image, size, channels)
+        if info["channels"] == 3 and channels == 1 and _gray_content(image):
+            info["channels"] = 1  # stored as RGB(A) but gray (a browser canvas, a scanned page)
+        return array, info
     except DataError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors for unreadable or truncated files
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{name}: not a readable image ({reason})") from None
+
+
+def _gray_content(image) -> bool:
+    """True when every pixel of a colour image has equal red, green and blue."""
+    from cnnlab.data.images import convert_mode
+
+    rgb = np.asarray(convert_mode(image, 3), dtype=np.int16)
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
 def predict(

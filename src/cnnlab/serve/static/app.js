@@ -89,7 +89,7 @@ async function predict(blob, name) {
   }
 }
 
-// ----- drawing
+// ----- drawing (white strokes on black, like MNIST)
 const canvas = $("canvas");
 const context = canvas.getContext("2d");
 
@@ -121,11 +121,45 @@ canvas.addEventListener("pointermove", (event) => {
   context.stroke();
   drawn = true;
 });
+// The drawing framed as MNIST digits are (LeCun et al.): the strokes' bounding box scaled to fit
+// 20/28 of the side, centred on the strokes' centre of mass, on black.
+function mnistFramed() {
+  const size = canvas.width;
+  const pixels = context.getImageData(0, 0, size, size).data;
+  let top = size, left = size, bottom = -1, right = -1, mass = 0, sumX = 0, sumY = 0;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const value = pixels[(y * size + x) * 4];
+      if (value > 0) {
+        top = Math.min(top, y); bottom = Math.max(bottom, y);
+        left = Math.min(left, x); right = Math.max(right, x);
+        mass += value; sumX += value * x; sumY += value * y;
+      }
+    }
+  }
+  const out = document.createElement("canvas");
+  out.width = out.height = size;
+  const target = out.getContext("2d");
+  target.fillStyle = "#000";
+  target.fillRect(0, 0, size, size);
+  if (bottom < 0) return out;
+  const width = right - left + 1, height = bottom - top + 1;
+  const scale = (size * 20 / 28) / Math.max(width, height);
+  const centreX = (sumX / mass - left) * scale, centreY = (sumY / mass - top) * scale;
+  target.imageSmoothingEnabled = true;
+  target.drawImage(canvas, left, top, width, height, size / 2 - centreX, size / 2 - centreY, width * scale, height * scale);
+  return out;
+}
+
+function sendDrawing() {
+  mnistFramed().toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+}
+
 function endStroke() {
   if (!drawing) return;
   drawing = false;
   drawn = true;
-  canvas.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+  sendDrawing();
 }
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
@@ -154,7 +188,7 @@ zone.addEventListener("drop", (event) => {
   if (file) predict(file, file.name);
 });
 $("invert").addEventListener("change", () => {
-  if (drawn) canvas.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+  if (drawn) sendDrawing();
   else if ($("file-input").files[0]) predict($("file-input").files[0], $("file-input").files[0].name);
 });
 
