@@ -62,12 +62,20 @@ def predict(
         False, "--json", help='Print a JSON list of {"file", "top": [{"class", "probability"}]}.'
     ),
     checkpoint: str = typer.Option("final", "--checkpoint", metavar="final|best|latest", help=CHECKPOINT_HELP),
+    invert: bool = typer.Option(False, "--invert", help="Invert the images first (dark digits on light paper)."),
 ) -> None:
-    """Classify image files with a run's model, preprocessed exactly as in training."""
+    """Classify image files with a run's model, preprocessed exactly as in training.
+
+    Warns (on stderr) about images unlike the training images: colour or size, mean intensity, or
+    polarity (dark strokes on light paper for a model trained on light strokes on black: --invert).
+    """
     from cnnlab.inference import predict as predict_files
     from cnnlab.inference.prediction import format_predictions
 
-    predictions = predict_files(run, files, top_k=top_k, which=checkpoint)
+    predictions = predict_files(run, files, top_k=top_k, which=checkpoint, invert=invert)
+    for prediction in predictions:
+        for warning in prediction.get("warnings", []):
+            typer.echo(f"cnnlab: warning: {prediction['file']}: {warning}", err=True)
     typer.echo(json.dumps(predictions, indent=2) if json_output else format_predictions(predictions))
 
 

@@ -42,13 +42,39 @@ def expand_image_paths(items: Iterable[str | os.PathLike]) -> list[Path]:
 
 def load_image(preprocessing, path: Path) -> np.ndarray:
     """One image as uint8 (H, W, C) at the training size and colour mode; a bad file is a DataError naming it."""
+    return read_image(preprocessing, path)[0]
+
+
+def read_image(preprocessing, source: Path | bytes, name: str | None = None) -> tuple[np.ndarray, dict]:
+    """Decode a file or in-memory bytes as :meth:`Preprocessing.load_images` does (same Pillow calls, same
+    conversion and resize), and also say what the image was before that: ``{"size": (H, W), "channels": C}``.
+
+    A bad image is a DataError naming ``name`` (default: the path, or ``<bytes>``).
+    """
+    from cnnlab.data.images import image_channels, open_image, to_array
+
+    name = name or (os.fspath(source) if not isinstance(source, bytes) else "<bytes>")
     try:
-        return preprocessing.load_images([path])[0]
+        image = open_image(source, name)
+        info = {"size": (image.size[1], image.size[0]), "channels": image_channels(image)}
+        size, channels = preprocessing.image_size, preprocessing.channels or info["channels"]
+        array = to_array(image, size, channels)
+        if info["channels"] == 3 and channels == 1 and _gray_content(image):
+            info["channels"] = 1  # stored as RGB(A) but gray (a browser canvas, a scanned page)
+        return array, info
     except DataError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors for unreadable or truncated files
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataError(f"{path}: not a readable image ({reason})") from None
+        raise DataError(f"{name}: not a readable image ({reason})") from None
+
+
+def _gray_content(image) -> bool:
+    """True when every pixel of a colour image has equal red, green and blue."""
+    from cnnlab.data.images import convert_mode
+
+    rgb = np.asarray(convert_mode(image, 3), dtype=np.int16)
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
 def predict(
@@ -58,6 +84,8 @@ def predict(
     *,
     which: str = "final",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    invert: bool = False,
+    check_inputs: bool = True,
 ) -> list[dict]:
     """Classify image files (or directories of them) with a run's model.
 
@@ -68,17 +96,53 @@ def predict(
     ``top`` holds the ``top_k`` most probable classes (at most the number of classes), most
     probable first; probabilities are the softmax of the model's logits (averaged over the run's
     test-time views when it was trained with ``tta``).
+
+    With ``check_inputs`` each image's simple statistics are compared with the training images'
+    (:mod:`cnnlab.inference.input_check`); an image unlike them gets ``"warnings": [...]`` saying how
+    and what to do (for digits drawn dark on light: ``invert=True``).
     """
-    if top_k < 1:
-        raise ConfigError(f"--top-k: expected a positive integer, got {top_k}")
     if isinstance(files, (str, os.PathLike)):
         files = [files]
+    check_top_k(top_k)
     paths = expand_image_paths(files)
     run = open_run(run_or_path)
-    images = np.stack([load_image(run.preprocessing, path) for path in paths])
-    logits = predict_logits(load_model(run, which), images, run.preprocessing, batch_size, tta=run.train_config.tta)
+    decoded = [read_image(run.preprocessing, path) for path in paths]
+    images = np.stack([image for image, _ in decoded])
+    warnings = None
+    if check_inputs:
+        from cnnlab.inference.input_check import input_warnings
+
+        warnings = input_warnings(run, 255 - images if invert else images, [info for _, info in decoded])
+    return predict_images(run, load_model(run, which), images, [os.fspath(p) for p in paths], top_k,
+                          batch_size=batch_size, invert=invert, warnings=warnings)
+
+
+def check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise ConfigError(f"--top-k: expected a positive integer, got {top_k}")
+
+
+def predict_images(run, model, images: np.ndarray, names: list[str], top_k: int = 5, *,
+                   batch_size: int = DEFAULT_BATCH_SIZE, invert: bool = False,
+                   warnings: list[list[str]] | None = None) -> list[dict]:
+    """The second half of :func:`predict`, on decoded uint8 images (N, H, W, C) already in memory:
+    the run's preprocessing and test-time views, softmax, top-k. The server calls this too, so a file
+    gets the same probabilities from ``cnnlab predict`` and from ``cnnlab serve``.
+
+    ``invert`` replaces each image by its negative (255 - x) first; ``warnings`` (one list per image,
+    from :func:`cnnlab.inference.input_check.input_warnings`) are added to the results that have any.
+    """
+    check_top_k(top_k)
+    images = np.asarray(images, np.uint8)
+    if invert:
+        images = 255 - images
+    logits = predict_logits(model, images, run.preprocessing, batch_size, tta=run.train_config.tta)
     probabilities = softmax(logits)
-    return [_top_classes(os.fspath(path), row, run.class_names, top_k) for path, row in zip(paths, probabilities)]
+    results = [_top_classes(name, row, run.class_names, top_k) for name, row in zip(names, probabilities)]
+    for result, notes in zip(results, warnings or []):
+        if notes:
+            result["warnings"] = list(notes)
+    return results
 
 
 def _top_classes(file: str, probabilities: np.ndarray, class_names: list[str], top_k: int) -> dict:
