@@ -19,7 +19,7 @@ import typer
 from cnnlab.errors import CnnlabError
 
 # Modules under cnnlab.cli that add commands; each defines register(app).
-COMMAND_MODULES = ("info", "data_cmds", "model_cmds", "train_cmds", "run_cmds", "bench_cmds")
+COMMAND_MODULES = ("info", "data_cmds", "model_cmds", "train_cmds", "run_cmds", "bench_cmds", "launch_cmds")
 
 app = typer.Typer(
     name="cnnlab",
