@@ -156,6 +156,8 @@ def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), cluster=None,
     run = Run.load(path)
     if run.config.get("dataset", {}).get("name") == "arrays":
         raise RunError(f"{path}: trained on in-memory arrays (ConvNN.fit); it cannot be resumed from disk")
+    if "distributed" in options and options["distributed"] == run.train_config.distributed:
+        options.pop("distributed")  # saying again how the run was trained (cnnlab launch does)
     extra = sorted(set(options) - set(RESUME_OPTIONS))
     if extra:
         raise ConfigError(f"--resume: {flag(extra[0])} cannot change when resuming (only --epochs / --steps)")
