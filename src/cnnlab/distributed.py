@@ -75,6 +75,9 @@ def start_data_parallel(config, cluster=None) -> dict:
     fields = {}
     if distributed:
         cluster = cluster or resolve_cluster()
+        if config.batch_size % cluster.processes:  # checked again over the devices once they are known
+            raise ConfigError(f"--batch-size: a global batch of {config.batch_size} does not divide among "
+                              f"{cluster.processes} processes; use a multiple of {cluster.processes}")
         if cluster.processes > 1:
             _join(cluster)
         fields = {"processes": cluster.processes, "process_id": cluster.process_id,
@@ -236,7 +239,16 @@ class World:
         except BaseException as exc:  # noqa: BLE001 - any error: report it and leave without waiting
             from cnnlab.errors import CnnlabError
 
-            if isinstance(exc, CnnlabError):
+            if _peer_lost(exc):
+                # A collective failed because a peer is gone. JAX's coordination service names it once it misses
+                # its heartbeats and then ends this process (stderr_filter makes that one line): wait for it.
+                sys.stdout.flush()
+                time.sleep(HEARTBEAT_SECONDS + 15)
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                message, code = (f"cnnlab: error: process {self.rank}: distributed: lost another process ({first}); "
+                                 f"stopping. Continue from the last checkpoint with: cnnlab train --resume RUN "
+                                 f"--distributed (all processes)"), 1
+            elif isinstance(exc, CnnlabError):
                 message = f"cnnlab: error: process {self.rank}: {exc}"
                 code = exc.exit_code
             elif isinstance(exc, KeyboardInterrupt):
@@ -249,6 +261,13 @@ class World:
             sys.stdout.flush()
             print(message, file=sys.stderr, flush=True)
             os._exit(code)
+
+
+def _peer_lost(exc: BaseException) -> bool:
+    """A collective's failure because a peer process went away (gloo's socket closed, JAX's runtime error)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in ("Gloo", "gloo", "Connection reset by peer", "Connection closed",
+                                             "coordination service"))
 
 
 # ----------------------------------------------------------------------------- the engine

@@ -1,6 +1,6 @@
 """Data-parallel training across real processes on 127.0.0.1 (JAX on CPU, gloo collectives).
 
-One small MNIST slice, LeNet-5 (no dropout), no augmentation, 50 steps at a global batch of 128:
+One small MNIST slice, the softmax classifier (no dropout), no augmentation, 50 steps at a global batch of 128:
 two processes give the weights one process gives; a killed process makes the other stop with a
 one-line message; the run resumed from its last checkpoint ends exactly as the uninterrupted
 distributed run; only process 0 writes. Each process uses one thread, so two fit the CI's cores.
@@ -26,8 +26,8 @@ from tests.conftest import REPO, require_data
 pytest.importorskip("jax", reason="distributed training needs JAX: pip install 'cnnlab[jax]'")
 
 STEPS = 50
-TRAIN = ["--backend", "jax", "train", "--model", "lenet5", "--dataset", "mnist", "--pad", "2",
-         "--max-train-samples", "6400", "--max-eval-samples", "512", "--batch-size", "128", "--steps", str(STEPS),
+TRAIN = ["--backend", "jax", "train", "--model", "softmax", "--dataset", "mnist",
+         "--max-train-samples", "6400", "--max-eval-samples", "256", "--batch-size", "128", "--steps", str(STEPS),
          "--checkpoint-every", "5", "--seed", "3", "--runs-dir", "runs"]
 HEARTBEAT = 15  # seconds (the default is 30): the test checks the mechanism, and its bound, sooner
 
