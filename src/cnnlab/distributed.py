@@ -71,17 +71,23 @@ def start_data_parallel(config, cluster=None) -> dict:
         raise ConfigError(
             f"--distributed: needs the JAX backend, not {config.backend}: Keras 3 distributes training "
             f"across processes only on JAX (keras.distribution; TensorFlow's MultiWorkerMirroredStrategy does "
-            f"not work with Keras 3, torch's DDP needs a hand-written loop); add --backend jax")
+            f"not work with Keras 3, torch's DDP needs a hand-written loop); add --backend jax"
+        )
     fields = {}
     if distributed:
         cluster = cluster or resolve_cluster()
         if config.batch_size % cluster.processes:  # checked again over the devices once they are known
-            raise ConfigError(f"--batch-size: a global batch of {config.batch_size} does not divide among "
-                              f"{cluster.processes} processes; use a multiple of {cluster.processes}")
+            raise ConfigError(
+                f"--batch-size: a global batch of {config.batch_size} does not divide among "
+                f"{cluster.processes} processes; use a multiple of {cluster.processes}"
+            )
         if cluster.processes > 1:
             _join(cluster)
-        fields = {"processes": cluster.processes, "process_id": cluster.process_id,
-                  "coordinator": cluster.coordinator if cluster.processes > 1 else ""}
+        fields = {
+            "processes": cluster.processes,
+            "process_id": cluster.process_id,
+            "coordinator": cluster.coordinator if cluster.processes > 1 else "",
+        }
     import jax
 
     devices = jax.devices()
@@ -112,13 +118,19 @@ def _join(cluster) -> None:
     else:
         _wait_for_coordinator(host, int(port), cluster)
     install_stderr_filter(cluster.process_id)
-    jax.distributed.initialize(coordinator_address=cluster.coordinator, num_processes=cluster.processes,
-                               process_id=cluster.process_id, initialization_timeout=CONNECT_SECONDS,
-                               heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
-                               shutdown_timeout_seconds=SHUTDOWN_SECONDS)
+    jax.distributed.initialize(
+        coordinator_address=cluster.coordinator,
+        num_processes=cluster.processes,
+        process_id=cluster.process_id,
+        initialization_timeout=CONNECT_SECONDS,
+        heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
+        shutdown_timeout_seconds=SHUTDOWN_SECONDS,
+    )
     if jax.process_count() != cluster.processes:
-        raise ConfigError(f"--num-processes: this process was started with {cluster.processes}, the coordinator "
-                          f"{cluster.coordinator} with {jax.process_count()}; start every process with the same count")
+        raise ConfigError(
+            f"--num-processes: this process was started with {cluster.processes}, the coordinator "
+            f"{cluster.coordinator} with {jax.process_count()}; start every process with the same count"
+        )
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -126,8 +138,10 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind(("", port))
         except OSError:
-            raise ConfigError(f"--coordinator: port {port} is in use on this host (another program, or an earlier "
-                              f"run still running); choose another port") from None
+            raise ConfigError(
+                f"--coordinator: port {port} is in use on this host (another program, or an earlier "
+                f"run still running); choose another port"
+            ) from None
 
 
 def _wait_for_coordinator(host: str, port: int, cluster) -> None:
@@ -138,8 +152,10 @@ def _wait_for_coordinator(host: str, port: int, cluster) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise ConfigError(f"--coordinator: cannot reach process 0 at {cluster.coordinator} after "
-                                  f"{CONNECT_SECONDS} s (is it running, and the port open to this host?)") from None
+                raise ConfigError(
+                    f"--coordinator: cannot reach process 0 at {cluster.coordinator} after "
+                    f"{CONNECT_SECONDS} s (is it running, and the port open to this host?)"
+                ) from None
             time.sleep(0.5)
 
 
@@ -172,7 +188,7 @@ class World:
         if self.processes == 1:
             return rows
         per = len(rows) // self.processes
-        return rows[self.rank * per:(self.rank + 1) * per]
+        return rows[self.rank * per : (self.rank + 1) * per]
 
     def seed(self, *key) -> list:
         """A generator seed for this process's part of a batch: ``key`` on one process (as before)."""
@@ -183,12 +199,16 @@ class World:
         if not self.parallel:
             return
         if batch_size % self.devices:
-            raise ConfigError(f"--batch-size: a global batch of {batch_size} does not divide among {self.processes} "
-                              f"processes x {self.local_devices} devices; use a multiple of {self.devices}")
+            raise ConfigError(
+                f"--batch-size: a global batch of {batch_size} does not divide among {self.processes} "
+                f"processes x {self.local_devices} devices; use a multiple of {self.devices}"
+            )
         last = n % batch_size
         if last and not drop_last and last % self.devices:
-            raise ConfigError(f"--drop-last: the last batch of each epoch holds {last} of the {n} images, which do "
-                              f"not divide among {self.devices} devices; add --drop-last (or change --batch-size)")
+            raise ConfigError(
+                f"--drop-last: the last batch of each epoch holds {last} of the {n} images, which do "
+                f"not divide among {self.devices} devices; add --drop-last (or change --batch-size)"
+            )
 
     def any(self, flag: bool) -> bool:
         """True on every process if ``flag`` is true on any (a collective: every process must call it)."""
@@ -207,10 +227,10 @@ class World:
         data = text.encode("utf-8")[:_TEXT_BYTES]
         buffer = np.zeros(_TEXT_BYTES + 4, dtype=np.uint8)
         buffer[:4] = np.frombuffer(np.array([len(data)], dtype=">u4").tobytes(), dtype=np.uint8)
-        buffer[4:4 + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        buffer[4 : 4 + len(data)] = np.frombuffer(data, dtype=np.uint8)
         got = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
         size = int(np.frombuffer(got[:4].tobytes(), dtype=">u4")[0])
-        return got[4:4 + size].tobytes().decode("utf-8")
+        return got[4 : 4 + size].tobytes().decode("utf-8")
 
     def check_same(self, value: int, what: str) -> None:
         """Every process holds the same ``value`` (e.g. the checkpoint's step), else a one-line error."""
@@ -220,8 +240,10 @@ class World:
 
         values = np.asarray(multihost_utils.process_allgather(np.array([value], dtype=np.int64))).ravel()
         if len(set(values.tolist())) > 1:
-            raise ConfigError(f"--distributed: the processes disagree on {what}: "
-                              + ", ".join(f"process {k}: {v}" for k, v in enumerate(values.tolist())))
+            raise ConfigError(
+                f"--distributed: the processes disagree on {what}: "
+                + ", ".join(f"process {k}: {v}" for k, v in enumerate(values.tolist()))
+            )
 
     @contextlib.contextmanager
     def fail_fast(self):
@@ -245,9 +267,14 @@ class World:
                 sys.stdout.flush()
                 time.sleep(HEARTBEAT_SECONDS + 15)
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                message, code = (f"cnnlab: error: process {self.rank}: distributed: lost another process ({first}); "
-                                 f"stopping. Continue from the last checkpoint with: cnnlab train --resume RUN "
-                                 f"--distributed (all processes)"), 1
+                message, code = (
+                    (
+                        f"cnnlab: error: process {self.rank}: distributed: lost another process ({first}); "
+                        f"stopping. Continue from the last checkpoint with: cnnlab train --resume RUN "
+                        f"--distributed (all processes)"
+                    ),
+                    1,
+                )
             elif isinstance(exc, CnnlabError):
                 message = f"cnnlab: error: process {self.rank}: {exc}"
                 code = exc.exit_code
@@ -266,8 +293,10 @@ class World:
 def _peer_lost(exc: BaseException) -> bool:
     """A collective's failure because a peer process went away (gloo's socket closed, JAX's runtime error)."""
     text = f"{type(exc).__name__}: {exc}"
-    return any(marker in text for marker in ("Gloo", "gloo", "Connection reset by peer", "Connection closed",
-                                             "coordination service"))
+    return any(
+        marker in text
+        for marker in ("Gloo", "gloo", "Connection reset by peer", "Connection closed", "coordination service")
+    )
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -290,12 +319,11 @@ def distributed_engine_class():
             n = len(x)
             per = -(-n // w.devices) * w.local_devices  # rows per process: whole rows per device
             padded = np.concatenate([x, np.repeat(x[-1:], per * w.processes - n, axis=0)]) if n else x
-            block = padded[w.rank * per:(w.rank + 1) * per]
+            block = padded[w.rank * per : (w.rank + 1) * per]
             forward = self._forward(model)
             sharding = self._keras.distribution.distribution().get_data_layout(block.shape).backend_layout
             inputs = jax.make_array_from_process_local_data(sharding, block)
-            variables = ([v.value for v in model.trainable_variables],
-                         [v.value for v in model.non_trainable_variables])
+            variables = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
             return np.asarray(forward(*variables, inputs))[:n]
 
         def keras_model(self):
@@ -345,8 +373,13 @@ def install_stderr_filter(rank: int) -> None:
     if os.environ.get("CNNLAB_RAW_STDERR"):
         return
     read, write = os.pipe()
-    subprocess.Popen([sys.executable, "-m", "cnnlab.distributed", "--stderr-filter", str(rank)],
-                     stdin=read, stdout=os.dup(2), close_fds=True, start_new_session=True)
+    subprocess.Popen(
+        [sys.executable, "-m", "cnnlab.distributed", "--stderr-filter", str(rank)],
+        stdin=read,
+        stdout=os.dup(2),
+        close_fds=True,
+        start_new_session=True,
+    )
     os.close(read)
     sys.stderr.flush()
     os.dup2(write, 2)
@@ -367,8 +400,10 @@ def summarize_fatal(text: str, rank: int) -> str:
     else:
         first = next((line for line in text.splitlines() if "Status" in line or "error" in line.lower()), "")
         what = "the distributed runtime failed: " + first.strip()[:200]
-    return (f"cnnlab: error: process {rank}: distributed: {what}; stopping. Continue from the last checkpoint "
-            f"with: cnnlab train --resume RUN --distributed (all processes)")
+    return (
+        f"cnnlab: error: process {rank}: distributed: {what}; stopping. Continue from the last checkpoint "
+        f"with: cnnlab train --resume RUN --distributed (all processes)"
+    )
 
 
 def stderr_filter(rank: int, source=None, sink=None) -> None:
@@ -432,8 +467,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def launch(processes: int, args: list[str], *, port: int | None = None, python: str | None = None,
-           env: dict | None = None, out=None, grace: float = 10.0) -> int:
+def launch(
+    processes: int,
+    args: list[str],
+    *,
+    port: int | None = None,
+    python: str | None = None,
+    env: dict | None = None,
+    out=None,
+    grace: float = 10.0,
+) -> int:
     """Run ``cnnlab ARGS`` in ``processes`` local processes of one distributed run; their exit status.
 
     Each gets ``CNNLAB_COORDINATOR=127.0.0.1:PORT`` (a free port unless given), ``CNNLAB_NUM_PROCESSES``,
@@ -459,10 +502,21 @@ def launch(processes: int, args: list[str], *, port: int | None = None, python: 
     lock = threading.Lock()
     children = []
     for rank in range(processes):
-        child_env = {**base, "CNNLAB_COORDINATOR": f"127.0.0.1:{port}", "CNNLAB_NUM_PROCESSES": str(processes),
-                     "CNNLAB_PROCESS_ID": str(rank)}
-        children.append(subprocess.Popen([python or sys.executable, "-m", "cnnlab", *args], env=child_env,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        child_env = {
+            **base,
+            "CNNLAB_COORDINATOR": f"127.0.0.1:{port}",
+            "CNNLAB_NUM_PROCESSES": str(processes),
+            "CNNLAB_PROCESS_ID": str(rank),
+        }
+        children.append(
+            subprocess.Popen(
+                [python or sys.executable, "-m", "cnnlab", *args],
+                env=child_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
 
     def stream(rank, pipe):
         for raw in iter(pipe.readline, b""):
@@ -500,8 +554,9 @@ def launch(processes: int, args: list[str], *, port: int | None = None, python: 
         print("cnnlab launch: interrupted; all processes stopped", file=sys.stderr, flush=True)
         return 130
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-    print(f"cnnlab launch: rank {rank} {how}; stopped the other {processes - 1} process(es)",
-          file=sys.stderr, flush=True)
+    print(
+        f"cnnlab launch: rank {rank} {how}; stopped the other {processes - 1} process(es)", file=sys.stderr, flush=True
+    )
     return code if code > 0 else 128 - code
 
 

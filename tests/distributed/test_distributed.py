@@ -19,24 +19,50 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.runtime import resolve_cluster
 from cnnlab.errors import ConfigError
+from cnnlab.runtime import resolve_cluster
 from tests.conftest import REPO, require_data
 
 pytest.importorskip("jax", reason="distributed training needs JAX: pip install 'cnnlab[jax]'")
 
 STEPS = 50
-TRAIN = ["--backend", "jax", "train", "--model", "softmax", "--dataset", "mnist",
-         "--max-train-samples", "6400", "--max-eval-samples", "256", "--batch-size", "128", "--steps", str(STEPS),
-         "--checkpoint-every", "5", "--seed", "3", "--runs-dir", "runs"]
+TRAIN = [
+    "--backend",
+    "jax",
+    "train",
+    "--model",
+    "softmax",
+    "--dataset",
+    "mnist",
+    "--max-train-samples",
+    "6400",
+    "--max-eval-samples",
+    "256",
+    "--batch-size",
+    "128",
+    "--steps",
+    str(STEPS),
+    "--checkpoint-every",
+    "5",
+    "--seed",
+    "3",
+    "--runs-dir",
+    "runs",
+]
 HEARTBEAT = 15  # seconds (the default is 30): the test checks the mechanism, and its bound, sooner
 
 
 def _env(**extra) -> dict:
     env = dict(os.environ)
-    env.update(PYTHONPATH=str(REPO / "src"), KERAS_BACKEND="jax", CNNLAB_THREADS="1", PYTHONUNBUFFERED="1",
-               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-               CNNLAB_HEARTBEAT_TIMEOUT=str(HEARTBEAT), CNNLAB_CONNECT_TIMEOUT="120")
+    env.update(
+        PYTHONPATH=str(REPO / "src"),
+        KERAS_BACKEND="jax",
+        CNNLAB_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        CNNLAB_HEARTBEAT_TIMEOUT=str(HEARTBEAT),
+        CNNLAB_CONNECT_TIMEOUT="120",
+    )
     for key in ("CNNLAB_COORDINATOR", "CNNLAB_NUM_PROCESSES", "CNNLAB_PROCESS_ID"):
         env.pop(key, None)
     env.update(extra)
@@ -45,13 +71,21 @@ def _env(**extra) -> dict:
 
 def _start(args, cwd: Path, **env) -> subprocess.Popen:
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "cnnlab", *args], cwd=cwd, env=_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args],
+        cwd=cwd,
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _pair(args, cwds, port):
-    return [_start(args, cwd, CNNLAB_COORDINATOR=f"127.0.0.1:{port}", CNNLAB_NUM_PROCESSES="2",
-                   CNNLAB_PROCESS_ID=str(rank)) for rank, cwd in enumerate(cwds)]
+    return [
+        _start(args, cwd, CNNLAB_COORDINATOR=f"127.0.0.1:{port}", CNNLAB_NUM_PROCESSES="2", CNNLAB_PROCESS_ID=str(rank))
+        for rank, cwd in enumerate(cwds)
+    ]
 
 
 def _weights(run: Path) -> list[np.ndarray]:
@@ -75,7 +109,7 @@ def runs(tmp_path_factory):
     single = _start([*TRAIN, "--name", "single"], root / "single")
     pair = _pair([*TRAIN, "--distributed", "--name", "pair"], [root / "rank0", root / "rank1"], free_port())
     outputs = [p.communicate(timeout=300) for p in [single, *pair]]
-    for process, (out, err) in zip([single, *pair], outputs):
+    for process, (_out, err) in zip([single, *pair], outputs):
         assert process.returncode == 0, err[-3000:]
     return root
 
@@ -127,9 +161,14 @@ def test_a_killed_process_stops_the_other_and_resume_matches(runs):
     stopped_at = read_pointer(run, "latest")["step"]
     assert 10 <= stopped_at < STEPS
 
-    launch = subprocess.run([sys.executable, "-m", "cnnlab", "launch", "-n", "2", "--", "--backend", "jax", "train",
-                             "--resume", str(run)], cwd=shared, env=_env(), capture_output=True, text=True,
-                            timeout=300)
+    launch = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "launch", "-n", "2", "--", "--backend", "jax", "train", "--resume", str(run)],
+        cwd=shared,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     assert f"[rank 0] resuming {run}" in launch.stdout
     assert _metrics(run)["loss"] == _metrics(runs / "rank0/runs/pair")["loss"]
@@ -140,18 +179,28 @@ def test_a_killed_process_stops_the_other_and_resume_matches(runs):
 def test_launch_names_the_failed_rank_and_a_batch_that_does_not_divide(tmp_path):
     require_data("mnist", "train-images-idx3-ubyte.gz")
     args = [a if a != "128" else "127" for a in TRAIN]
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "launch", "-n", "2", "--", *args, "--name", "odd"],
-                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "launch", "-n", "2", "--", *args, "--name", "odd"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert "a global batch of 127 does not divide among 2 processes" in proc.stdout
     assert "cnnlab launch: rank" in proc.stderr and "exited with status 2" in proc.stderr
 
 
 def test_distributed_needs_jax():
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "--backend", "tensorflow", *TRAIN[2:], "--distributed",
-                           "--name", "x"], env=_env(CNNLAB_COORDINATOR="127.0.0.1:1", CNNLAB_NUM_PROCESSES="2",
-                                                    CNNLAB_PROCESS_ID="1"),
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "--backend", "tensorflow", *TRAIN[2:], "--distributed", "--name", "x"],
+        env=_env(CNNLAB_COORDINATOR="127.0.0.1:1", CNNLAB_NUM_PROCESSES="2", CNNLAB_PROCESS_ID="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("cnnlab: error: --distributed: needs the JAX backend")
     assert "--backend jax" in proc.stderr
@@ -179,18 +228,28 @@ def test_port_in_use_is_one_line(tmp_path):
         busy.bind(("", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "cnnlab", "launch", "-n", "2", "--port", str(port), "--",
-                               *TRAIN], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnnlab", "launch", "-n", "2", "--port", str(port), "--", *TRAIN],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"cnnlab: error: --coordinator: port {port} is in use on this host (another " \
-                                  "program, or an earlier run still running); choose another port"
+    assert (
+        proc.stderr.strip() == f"cnnlab: error: --coordinator: port {port} is in use on this host (another "
+        "program, or an earlier run still running); choose another port"
+    )
 
 
 def test_fatal_log_becomes_one_line():
     from cnnlab.distributed import summarize_fatal
 
-    text = ("E1202 coordination_service.cc:1549] Use error polling ... UNAVAILABLE: The following tasks are "
-            "unhealthy (stopped sending heartbeats):\n1\nThe tasks have crashed.\n")
+    text = (
+        "E1202 coordination_service.cc:1549] Use error polling ... UNAVAILABLE: The following tasks are "
+        "unhealthy (stopped sending heartbeats):\n1\nThe tasks have crashed.\n"
+    )
     assert "lost process 1 " in summarize_fatal(text, 0)
     leader = "Failed to send RPC to coordination service. Either the leader task was preempted/died"
     assert "lost process 0, the coordinator" in summarize_fatal(leader, 1)

@@ -12,8 +12,9 @@ def register(app: typer.Typer) -> None:
     def launch_command(
         ctx: typer.Context,
         processes: int = typer.Option(2, "-n", "--processes", metavar="N", help="How many processes to start."),
-        port: Optional[int] = typer.Option(None, "--port", metavar="PORT",
-                                           help="The coordinator's port on 127.0.0.1 (default: a free one)."),
+        port: Optional[int] = typer.Option(
+            None, "--port", metavar="PORT", help="The coordinator's port on 127.0.0.1 (default: a free one)."
+        ),
     ) -> None:
         """Run a cnnlab command in N local processes of one distributed run, e.g.
         `cnnlab launch -n 2 -- train --model lenet5 --dataset mnist --pad 2 --epochs 1 --batch-size 128`.

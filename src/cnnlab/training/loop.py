@@ -178,7 +178,8 @@ def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), cluster=None,
 
 
 def start_runtime(config: TrainConfig, cluster: dict | None = None):
-    from cnnlab.runtime import resolve_cluster, start_runtime as start
+    from cnnlab.runtime import resolve_cluster
+    from cnnlab.runtime import start_runtime as start
 
     if config.distributed:
         return start(config, resolve_cluster(**(cluster or {})))
