@@ -24,6 +24,7 @@ from cnnlab.runtime import resolve_cluster
 from tests.conftest import REPO, require_data
 
 pytest.importorskip("jax", reason="distributed training needs JAX: pip install 'cnnlab[jax]'")
+pytestmark = [pytest.mark.jax]
 
 STEPS = 50
 TRAIN = [
@@ -114,6 +115,7 @@ def runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_weights_of_one(runs):
     one, two = _weights(runs / "single/runs/single"), _weights(runs / "rank0/runs/pair")
     assert len(one) == len(two) > 0
@@ -135,6 +137,7 @@ def test_only_process_0_writes_and_the_runtime_is_recorded(runs):
     assert json.loads((run / "config.json").read_text())["train"]["distributed"] is True
 
 
+@pytest.mark.slow
 def test_a_killed_process_stops_the_other_and_resume_matches(runs):
     from cnnlab.distributed import free_port
     from cnnlab.training.checkpoints import read_pointer
@@ -176,6 +179,7 @@ def test_a_killed_process_stops_the_other_and_resume_matches(runs):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_launch_names_the_failed_rank_and_a_batch_that_does_not_divide(tmp_path):
     require_data("mnist", "train-images-idx3-ubyte.gz")
     args = [a if a != "128" else "127" for a in TRAIN]
