@@ -127,10 +127,11 @@ def _join(cluster) -> None:
         shutdown_timeout_seconds=SHUTDOWN_SECONDS,
     )
     if jax.process_count() != cluster.processes:
-        raise ConfigError(
-            f"--num-processes: this process was started with {cluster.processes}, the coordinator "
-            f"{cluster.coordinator} with {jax.process_count()}; start every process with the same count"
-        )
+        with World(processes=cluster.processes, rank=cluster.process_id).fail_fast():  # no exit barrier
+            raise ConfigError(
+                f"--num-processes: this process was started with {cluster.processes}, the coordinator "
+                f"{cluster.coordinator} with {jax.process_count()}; start every process with the same count"
+            )
 
 
 def _check_port_free(host: str, port: int) -> None:
