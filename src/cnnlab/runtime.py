@@ -56,6 +56,11 @@ class Runtime:
     split_batch: int
     intra_op: int = 0  # TensorFlow's threads per op (0: not TensorFlow)
     inter_op: int = 0  # TensorFlow's ops at once
+    processes: int = 1  # data parallel: processes (cnnlab train --distributed), this one's id, devices of all
+    process_id: int = 0
+    devices: int = 1
+    local_devices: int = 1
+    coordinator: str = ""
     warnings: tuple = field(default=(), compare=False)
 
     def to_dict(self) -> dict:
@@ -107,7 +112,84 @@ def _batch_norm(model: str) -> bool | None:
         return None
 
 
-def start_runtime(config) -> Runtime:
+@dataclass(frozen=True)
+class Cluster:
+    """Where a distributed run's processes meet: the coordinator (process 0's host:port), how many, which one."""
+
+    coordinator: str
+    processes: int
+    process_id: int
+
+
+CLUSTER_ENVS = ("CNNLAB_COORDINATOR", "CNNLAB_NUM_PROCESSES", "CNNLAB_PROCESS_ID")
+SLURM_PORT = 12355  # the coordinator's port under SLURM unless CNNLAB_COORDINATOR says otherwise
+
+
+def resolve_cluster(coordinator=None, num_processes=None, process_id=None, environ=None) -> Cluster:
+    """The cluster a ``--distributed`` process belongs to; pure over ``environ`` (default ``os.environ``).
+
+    Each value comes from its flag (``--coordinator``, ``--num-processes``, ``--process-id``), else
+    ``CNNLAB_COORDINATOR`` / ``CNNLAB_NUM_PROCESSES`` / ``CNNLAB_PROCESS_ID`` (set by ``cnnlab launch``),
+    else SLURM's ``SLURM_STEP_NODELIST`` (its first host, port 12355), ``SLURM_NTASKS`` and ``SLURM_PROCID``.
+    """
+    from cnnlab.errors import ConfigError
+
+    env = os.environ if environ is None else environ
+    slurm_host = _first_slurm_host(env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or "")
+    coordinator = coordinator or env.get("CNNLAB_COORDINATOR") or (f"{slurm_host}:{SLURM_PORT}" if slurm_host else "")
+    count = _cluster_int("--num-processes", num_processes, env, "CNNLAB_NUM_PROCESSES", "SLURM_NTASKS", 1)
+    rank = _cluster_int("--process-id", process_id, env, "CNNLAB_PROCESS_ID", "SLURM_PROCID", 0)
+    if not coordinator:
+        raise ConfigError("--coordinator: a distributed run needs process 0's HOST:PORT (or $CNNLAB_COORDINATOR; "
+                          "cnnlab launch and SLURM set it)")
+    host, _, port = str(coordinator).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--coordinator: expected HOST:PORT, got {coordinator!r}")
+    if count is None:
+        raise ConfigError("--num-processes: a distributed run needs the number of processes "
+                          "(or $CNNLAB_NUM_PROCESSES / $SLURM_NTASKS)")
+    if rank is None:
+        raise ConfigError("--process-id: a distributed run needs this process's id, 0 to N-1 "
+                          "(or $CNNLAB_PROCESS_ID / $SLURM_PROCID)")
+    if not 0 <= rank < count:
+        raise ConfigError(f"--process-id: expected 0 to {count - 1} for {count} processes, got {rank}")
+    return Cluster(coordinator=str(coordinator), processes=count, process_id=rank)
+
+
+def _cluster_int(flag_name, value, env, own, slurm, minimum):
+    from cnnlab.errors import ConfigError
+
+    source, text = flag_name, value
+    if text is None:
+        source, text = (own, env.get(own)) if env.get(own) not in (None, "") else (slurm, env.get(slurm))
+    if text in (None, ""):
+        return None
+    try:
+        number = int(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: expected an integer, got {text!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{source}: expected an integer >= {minimum}, got {text!r}")
+    return number
+
+
+def _first_slurm_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[03-05,07],cpu1`` -> ``gpu03``."""
+    first = ""
+    depth = 0
+    for char in nodelist.strip():
+        if char == "," and depth == 0:
+            break
+        depth += char == "["
+        depth -= char == "]"
+        first += char
+    if "[" not in first:
+        return first
+    prefix, _, ranges = first.partition("[")
+    return prefix + ranges.rstrip("]").split(",")[0].split("-")[0]
+
+
+def start_runtime(config, cluster: Cluster | None = None) -> Runtime:
     """Resolve the runtime of ``config``, apply it to this process, record it in ``config``.
 
     Sets the Keras backend (``config.backend``, else ``$KERAS_BACKEND``, else TensorFlow) before
@@ -119,7 +201,15 @@ def start_runtime(config) -> Runtime:
 
     set_backend(config.backend or requested_backend())
     config.backend = requested_backend()
+    parallel = {}
+    if getattr(config, "distributed", False) or config.backend == "jax":
+        from cnnlab.distributed import start_data_parallel
+
+        # Before anything runs on JAX (Machine.detect lists its devices): joins the cluster when distributed.
+        parallel = start_data_parallel(config, cluster)
     runtime = resolve_runtime(config, Machine.detect())
+    if parallel:
+        runtime = Runtime(**{**asdict(runtime), **parallel})
     config.precision, config.split_batch = runtime.precision, runtime.split_batch
     if runtime.backend == "tensorflow" and not set_thread_layout(runtime.intra_op, runtime.inter_op):
         intra, inter = thread_layout()

@@ -24,7 +24,7 @@ from cnnlab.errors import CnnlabError
 
 # Modules under cnnlab.cli that add commands; each defines register(app).
 COMMAND_MODULES = ("info", "data_cmds", "inspect_cmds", "model_cmds", "train_cmds", "run_cmds", "bench_cmds",
-                   "explain_cmds", "serve_cmds")
+                   "explain_cmds", "serve_cmds", "launch_cmds")
 
 app = typer.Typer(
     name="cnnlab",

@@ -17,7 +17,8 @@ from typing import List, Optional
 import typer
 
 def _train(recipe: Optional[str], resume: Optional[Path], name: Optional[str], runs_dir: Path,
-           model_option: List[str], augment: Optional[str], quiet: bool, **options) -> None:
+           model_option: List[str], augment: Optional[str], quiet: bool, coordinator: Optional[str] = None,
+           num_processes: Optional[str] = None, process_id: Optional[str] = None, **options) -> None:
     """Train a model (or a recipe, or resume a run) and write a run folder."""
     from cnnlab.backend import requested_backend
     from cnnlab.training import train
@@ -32,8 +33,10 @@ def _train(recipe: Optional[str], resume: Optional[Path], name: Optional[str], r
             augment.split(","), "--augment")
     if resume is None:
         options["backend"] = requested_backend()  # --backend / $KERAS_BACKEND, recorded in the config
-    run = train(recipe=recipe, resume=resume, name=name, runs_dir=runs_dir, verbose=not quiet, **options)
-    typer.echo(f"run folder: {run.path}")
+    run = train(recipe=recipe, resume=resume, name=name, runs_dir=runs_dir, verbose=not quiet,
+                coordinator=coordinator, num_processes=num_processes, process_id=process_id, **options)
+    if run is not None:  # a distributed run's other processes write nothing
+        typer.echo(f"run folder: {run.path}")
 
 
 def _train_signature() -> inspect.Signature:
@@ -59,6 +62,15 @@ def _train_signature() -> inspect.Signature:
             None, "--name", metavar="NAME", rich_help_panel=run_panel, help="Run folder name (default: MODEL-DATASET-DATE-TIME).")),
         inspect.Parameter("runs_dir", option, annotation=Path, default=typer.Option(
             Path("runs"), "--runs-dir", metavar="DIR", rich_help_panel=run_panel, help="Where run folders go.")),
+        inspect.Parameter("coordinator", option, annotation=Optional[str], default=typer.Option(
+            None, "--coordinator", metavar="HOST:PORT", rich_help_panel="runtime",
+            help="--distributed: process 0's address (default: $CNNLAB_COORDINATOR, or SLURM's first node).")),
+        inspect.Parameter("num_processes", option, annotation=Optional[str], default=typer.Option(
+            None, "--num-processes", metavar="N", rich_help_panel="runtime",
+            help="--distributed: how many processes (default: $CNNLAB_NUM_PROCESSES or $SLURM_NTASKS).")),
+        inspect.Parameter("process_id", option, annotation=Optional[str], default=typer.Option(
+            None, "--process-id", metavar="K", rich_help_panel="runtime",
+            help="--distributed: this process, 0 to N-1 (default: $CNNLAB_PROCESS_ID or $SLURM_PROCID).")),
         inspect.Parameter("quiet", option, annotation=bool, default=typer.Option(
             False, "--quiet", "-q", metavar="", rich_help_panel=run_panel, help="Only the final line.")),
     ]

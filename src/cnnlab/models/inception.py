@@ -67,7 +67,7 @@ class _Inception:
         b3 = self._pool_branch(x, 96, f"{name}_b3")
         return layers.Concatenate(name=name)([b0, b1, b2, b3])
 
-    def reduction_a(self, x, name="reduction_a", k=192, l=224, m=256, n=384):
+    def reduction_a(self, x, name="reduction_a", k=192, l=224, m=256, n=384):  # noqa: E741 (the paper's k, l, m, n)
         """Figure 7 with Inception-v4's k, l, m, n = 192, 224, 256, 384: 35x35 -> 17x17."""
         b0 = self.conv(x, n, 3, f"{name}_b0", strides=2, padding="valid")
         b1 = self.conv(self.conv(x, k, 1, f"{name}_b1_1"), l, 3, f"{name}_b1_2")

@@ -441,6 +441,10 @@ class TrainConfig:
                               help="Compute each batch as N equal parts at once, one per CPU core, and average "
                               "their gradients (0 = auto: the cores' count for TensorFlow on a CPU and networks "
                               "without batch norm, else 1).")
+    distributed: bool = option(False, _boolean, panel="runtime", legacy=False,
+                               help="Data parallel over several processes (and every device of each) with Keras's "
+                               "distribution API on JAX: --backend jax; the cluster from --coordinator / "
+                               "--num-processes / --process-id, $CNNLAB_*, SLURM, or `cnnlab launch`.")
     # where this config came from (not options)
     recipe: str = option("", _optional_text, cli=False, help="The recipe this config came from.")
     reference: dict = option({}, _table, cli=False, help="The figure the recipe reproduces.")
@@ -525,6 +529,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.split_batch > 1 and config.batch_size % config.split_batch:
         raise ConfigError(f"--split-batch: a batch of {config.batch_size} does not split into "
                           f"{config.split_batch} equal parts")
+    if config.distributed and config.restore_best:
+        raise ConfigError("--restore-best: not available with --distributed yet (every process would have to "
+                          "load the best checkpoint); evaluate the best checkpoint after the run instead")
+    if config.distributed and config.level != "keras":
+        raise ConfigError(f"--distributed: data parallel training needs --level keras, not {config.level}")
     if config.nesterov and config.optimizer != "sgd":
         raise ConfigError(f"--nesterov: only applies to --optimizer sgd, not {config.optimizer}")
     if config.level == "scratch":

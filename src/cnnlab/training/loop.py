@@ -89,7 +89,8 @@ class LoopState:
 
 def train(model: str | None = None, dataset: str | None = None, recipe: str | None = None, *,
           name: str | None = None, runs_dir: str | os.PathLike = "runs", resume: str | os.PathLike | None = None,
-          data_dir: str | os.PathLike | None = None, verbose: bool = True, callbacks=(), **options) -> Run:
+          data_dir: str | os.PathLike | None = None, verbose: bool = True, callbacks=(), coordinator: str | None = None,
+          num_processes: int | None = None, process_id: int | None = None, **options) -> Run | None:
     """Train ``model`` on ``dataset`` (or a ``recipe``, with ``options`` on top) and return the Run.
 
     ``dataset`` is a name for :func:`cnnlab.data.load_dataset` or an in-memory
@@ -102,30 +103,47 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
     ``callbacks``: your own :class:`cnnlab.training.callbacks.Callback` objects, called after the
     built-in trackers and before the writers (so a change they make to the weights is what the
     checkpoints and the final model hold).
+
+    ``distributed=True`` (data parallel on JAX, docs/distributed.md): ``coordinator`` (process 0's
+    HOST:PORT), ``num_processes`` and ``process_id``, else the environment (``cnnlab launch``, SLURM).
+    Only process 0 writes the run folder and gets the Run; the others get None.
     """
+    cluster = dict(coordinator=coordinator, num_processes=num_processes, process_id=process_id)
     if resume is not None:
         if model is not None or dataset is not None or recipe is not None:
             raise ConfigError("--resume: continues a run as configured; do not give --model, --dataset or --recipe")
-        return _resume(Path(resume), data_dir=data_dir, verbose=verbose, callbacks=callbacks, **options)
+        return _resume(Path(resume), data_dir=data_dir, verbose=verbose, callbacks=callbacks, cluster=cluster,
+                       **options)
     preloaded = None
     if dataset is not None and not isinstance(dataset, str):  # an in-memory cnnlab.data.Dataset
         preloaded, dataset = dataset, dataset.name
     config = resolve_config(model=model, dataset=dataset, recipe=recipe, **options)
-    runtime = start_runtime(config)
-    runs_dir = Path(runs_dir).expanduser()
-    run_name = name or default_run_name(config.model, config.dataset, runs_dir)
-    path = new_run_folder(runs_dir, run_name)  # stays inside runs_dir; an existing run is refused
-    return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose, data=preloaded,
-                   callbacks=callbacks).run()
+    runtime = start_runtime(config, cluster)
+    world = _world()
+    with world.fail_fast():  # distributed: an error on one process ends it at once, so the others stop too
+        runs_dir = Path(runs_dir).expanduser()
+        answer = ""
+        if world.rank == 0:  # process 0 names (and creates) the folder; the others take its answer
+            try:
+                answer = "+" + new_run_folder(runs_dir, name or default_run_name(config.model, config.dataset,
+                                                                                     runs_dir)).name
+            except ConfigError as exc:
+                answer = "!" + str(exc)
+        answer = world.text_of_rank0(answer)
+        if answer.startswith("!"):
+            raise ConfigError(answer[1:])
+        return Trainer(config, runs_dir / answer[1:], runtime, data_dir=data_dir, verbose=verbose and world.rank == 0,
+                       data=preloaded, callbacks=callbacks, is_writer=world.rank == 0).run()
 
 
-def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), **options) -> Run:
+def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), cluster=None, **options) -> Run | None:
     from cnnlab.runtime import explicit_backend
 
-    check_unlocked(path)  # another training writing it: fail now, not after loading the data
     run = Run.load(path)
     if run.config.get("dataset", {}).get("name") == "arrays":
         raise RunError(f"{path}: trained on in-memory arrays (ConvNN.fit); it cannot be resumed from disk")
+    if "distributed" in options and options["distributed"] == run.train_config.distributed:
+        options.pop("distributed")  # saying again how the run was trained (cnnlab launch does)
     extra = sorted(set(options) - set(RESUME_OPTIONS))
     if extra:
         raise ConfigError(f"--resume: {flag(extra[0])} cannot change when resuming (only --epochs / --steps)")
@@ -136,17 +154,33 @@ def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), **options) ->
                           f"(--backend {config.backend}), or start a new run on {asked}")
     apply_options(config, options)
     validate(config)
-    runtime = start_runtime(config)  # the recorded values, no longer "auto": the same answer as before
-    if run.finished and not options:
-        raise RunError(f"{path}: already finished; raise --epochs or --steps to train further")
-    return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose, resume_from=run,
-                   callbacks=callbacks).run()
+    runtime = start_runtime(config, cluster)  # the recorded values, no longer "auto": the same answer as before
+    world = _world()
+    with world.fail_fast():
+        if world.rank == 0:  # the writer: another training holding the folder fails it now, before the data loads
+            check_unlocked(path)
+        if run.finished and not options:
+            raise RunError(f"{path}: already finished; raise --epochs or --steps to train further")
+        return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose and world.rank == 0,
+                       resume_from=run, callbacks=callbacks, is_writer=world.rank == 0).run()
 
 
-def start_runtime(config: TrainConfig):
+def start_runtime(config: TrainConfig, cluster: dict | None = None):
+    from cnnlab.runtime import resolve_cluster
     from cnnlab.runtime import start_runtime as start
 
+    if config.distributed:
+        return start(config, resolve_cluster(**(cluster or {})))
+    given = sorted(flag(k) for k, v in (cluster or {}).items() if v is not None)
+    if given:
+        raise ConfigError(f"{given[0]}: only means something with --distributed")
     return start(config)
+
+
+def _world():
+    from cnnlab.distributed import world
+
+    return world()
 
 
 # ----------------------------------------------------------------------------- the core
@@ -174,6 +208,7 @@ class Trainer:
         self.is_writer = is_writer
         self.user_callbacks = list(callbacks)
         self._stop_requested = False  # Ctrl-C
+        self.world = _world()  # data parallel: this process's share of each batch (everything on one process)
 
     # --- what callbacks call
     def say(self, message: str, level: int = logging.INFO) -> None:
@@ -262,11 +297,18 @@ class Trainer:
         self.batches_per_epoch = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         if self.batches_per_epoch == 0:
             raise ConfigError(f"--batch-size: {config.batch_size} is larger than the {n} training images")
+        self.world.check_batches(config.batch_size, n, config.drop_last)
         self.total_steps = total_steps(config, self.batches_per_epoch)
         self.total_epochs = math.ceil(self.total_steps / self.batches_per_epoch)
         with quiet_native_stderr():  # the first TensorFlow op probes for CUDA and logs the failure
-            self.engine = make_engine(config, self.preprocessing.output_shape, self.data.num_classes,
-                                      self.total_steps)
+            if self.world.parallel:
+                from cnnlab.distributed import distributed_engine_class
+
+                self.engine = distributed_engine_class()(config, self.preprocessing.output_shape,
+                                                         self.data.num_classes, self.total_steps)
+            else:
+                self.engine = make_engine(config, self.preprocessing.output_shape, self.data.num_classes,
+                                          self.total_steps)
         if self.resume_from is None:  # a resumed run's checkpoint holds what this computed
             self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
         self.notes = []  # lines for the console and the log once it is open
@@ -313,6 +355,7 @@ class Trainer:
                      f"epochs, level {config.level}, backend {config.backend}, seed {config.seed}{smoothing})")
         else:
             self._restore()
+            self.world.check_same(self.state.step, "the checkpoint's step (is the run folder shared by all?)")
         for note in self.notes:
             self.say(note)
         self._session_started = time.perf_counter()
@@ -408,7 +451,7 @@ class Trainer:
                 size = self._chunk_size(todo)
                 chunk, todo = todo[:size], todo[size:]
                 self._train_chunk(chunk)
-                if self._stop_requested:
+                if self.world.any(self._stop_requested):  # every process stops at the same step
                     self._interrupt()
             self._end_epoch()
 
@@ -430,18 +473,21 @@ class Trainer:
 
     def _train_chunk(self, chunk) -> None:
         config, state, train = self.config, self.state, self.data.train
+        images = sum(len(rows) for _, rows in chunk)  # the global batches' images (all processes together)
+        chunk = [(index, self.world.shard(rows)) for index, rows in chunk]  # this process's block of each
         batches = []
         for index, rows in chunk:
             x_uint8 = train.x[rows]
             if self.augmentation.enabled:
-                x_uint8 = self.augmentation(x_uint8, np.random.default_rng([config.seed, state.epoch, index]),
-                                            epoch=state.epoch, indices=rows, seed=config.seed)
+                rng = np.random.default_rng(self.world.seed(config.seed, state.epoch, index))
+                x_uint8 = self.augmentation(x_uint8, rng, epoch=state.epoch, indices=rows, seed=config.seed)
             batches.append(self.preprocessing(x_uint8))
         started = time.perf_counter()
         loss, accuracy = self.engine.train_steps(np.stack(batches), np.stack([train.y[rows] for _, rows in chunk]))
-        if not config.steps_per_execution and state.step > 0:  # the first call also builds the graph
+        # The first call also builds the graph. Data parallel: every process must take the same chunks
+        # (collectives pair up in order), so the size is not timed there.
+        if not config.steps_per_execution and state.step > 0 and not self.world.parallel:
             self._auto_steps = steps_per_call((time.perf_counter() - started) / len(chunk))
-        images = sum(len(rows) for _, rows in chunk)
         state.step += len(chunk)
         state.batch = chunk[-1][0] + 1
         if math.isfinite(loss):
