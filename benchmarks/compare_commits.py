@@ -43,9 +43,28 @@ def cpu_times() -> tuple[int, int]:
 def train_rate(src: Path, network: str, steps: int, runs: Path, name: str) -> float:
     dataset, batch, extra = NETWORKS[network]
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, "-m", "cnnlab", "train", "--model", network, "--dataset", dataset, *extra,
-               "--steps", str(steps), "--batch-size", str(batch), "--max-eval-samples", "500",
-               "--runs-dir", str(runs), "--name", name, "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "--model",
+        network,
+        "--dataset",
+        dataset,
+        *extra,
+        "--steps",
+        str(steps),
+        "--batch-size",
+        str(batch),
+        "--max-eval-samples",
+        "500",
+        "--runs-dir",
+        str(runs),
+        "--name",
+        name,
+        "-q",
+    ]
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     metrics = json.loads((runs / name / "metrics.json").read_text())
     return steps * batch / metrics["seconds"]
@@ -65,8 +84,9 @@ def main() -> None:
         trees = {}
         for label, rev in (("old", args.old), ("new", args.new)):
             tree = tmp / label
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev], check=True, capture_output=True
+            )
             trees[label] = tree / "src"
         try:
             total0, steal0 = cpu_times()
@@ -75,8 +95,9 @@ def main() -> None:
                 order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
                 for network in networks:
                     for label in order:
-                        rate = train_rate(trees[label], network, args.steps, tmp / "runs",
-                                          f"{network}-{label}-{round_}")
+                        rate = train_rate(
+                            trees[label], network, args.steps, tmp / "runs", f"{network}-{label}-{round_}"
+                        )
                         rates[network, label].append(rate)
                         print(f"round {round_ + 1} {network:<10} {label}: {rate:8,.0f} images/s", flush=True)
             total1, steal1 = cpu_times()
@@ -88,8 +109,9 @@ def main() -> None:
                 print(f"{network:<10} {old:14,.0f} {new:14,.0f} {new / old:8.3f}")
         finally:
             for label in trees:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / label)],
-                               capture_output=True)
+                subprocess.run(
+                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / label)], capture_output=True
+                )
 
 
 if __name__ == "__main__":

@@ -100,8 +100,11 @@ def rates_section() -> None:
     rows["NumPy float32 (the harness's peak rate)"] = {("float32", 2048): _matmul_gflops(lambda: a @ a, 2048)}
     for name, rates in rows.items():
         cells = [f"{dtype} n={n}: {rate:7.1f}" for (dtype, n), rate in rates.items()]
-        ratio = [f"bf16/fp32 n={n}: {rates[('bfloat16', n)] / rates[('float32', n)]:.2f}x"
-                 for n in (1024, 2048) if ("bfloat16", n) in rates]
+        ratio = [
+            f"bf16/fp32 n={n}: {rates[('bfloat16', n)] / rates[('float32', n)]:.2f}x"
+            for n in (1024, 2048)
+            if ("bfloat16", n) in rates
+        ]
         print(f"  {name:<40} " + "   ".join(cells + ratio))
 
 
@@ -127,12 +130,18 @@ def ops_section() -> None:
                 loss = tf.reduce_sum(tf.cast(tf.nn.conv2d(x, w, 1, "VALID"), "float32"))
             return tape.gradient(loss, [x, w])
 
-        result = _median_ms({"matmul": tf.function(lambda: tf.matmul(a, a)),
-                             "conv": tf.function(lambda: tf.nn.conv2d(x, w, 1, "VALID")),
-                             "conv fwd+bwd": conv_forward_backward})
-        print(f"  {dtype:<9} matmul 2048: {2 * 2048**3 / result['matmul'] / 1e6:6.1f} GFLOP/s   "
-              f"conv 5x5 32->64 on 12x12, batch 64: forward {result['conv']:.2f} ms, "
-              f"forward+backward {result['conv fwd+bwd']:.2f} ms")
+        result = _median_ms(
+            {
+                "matmul": tf.function(lambda: tf.matmul(a, a)),
+                "conv": tf.function(lambda: tf.nn.conv2d(x, w, 1, "VALID")),
+                "conv fwd+bwd": conv_forward_backward,
+            }
+        )
+        print(
+            f"  {dtype:<9} matmul 2048: {2 * 2048**3 / result['matmul'] / 1e6:6.1f} GFLOP/s   "
+            f"conv 5x5 32->64 on 12x12, batch 64: forward {result['conv']:.2f} ms, "
+            f"forward+backward {result['conv fwd+bwd']:.2f} ms"
+        )
 
 
 def bn_section() -> None:
@@ -158,8 +167,10 @@ def bn_section() -> None:
 
             functions[name] = step
         result = _median_ms(functions)
-        print(f"  {precision:<15} keras {result['keras']:7.2f}   cnnlab {result['cnnlab (fused)']:7.2f}   "
-              f"ratio {result['keras'] / result['cnnlab (fused)']:.2f}x")
+        print(
+            f"  {precision:<15} keras {result['keras']:7.2f}   cnnlab {result['cnnlab (fused)']:7.2f}   "
+            f"ratio {result['keras'] / result['cnnlab (fused)']:.2f}x"
+        )
     keras.config.set_dtype_policy("float32")
 
 
@@ -177,10 +188,13 @@ def adam_section() -> None:
         optimizer.build(model.trainable_variables)
         grads = [tf.random.normal(v.shape) * 1e-3 for v in model.trainable_variables]
         functions[name] = tf.function(
-            lambda o=optimizer, g=grads, m=model: o.apply_gradients(zip(g, m.trainable_variables)))
+            lambda o=optimizer, g=grads, m=model: o.apply_gradients(zip(g, m.trainable_variables))
+        )
     result = _median_ms(functions)
-    print(f"  {model.count_params():,} weights: keras {result['keras']:.2f}   cnnlab {result['cnnlab (fused)']:.2f}   "
-          f"ratio {result['keras'] / result['cnnlab (fused)']:.2f}x")
+    print(
+        f"  {model.count_params():,} weights: keras {result['keras']:.2f}   cnnlab {result['cnnlab (fused)']:.2f}   "
+        f"ratio {result['keras'] / result['cnnlab (fused)']:.2f}x"
+    )
 
 
 SHAPES = {"lenet5": ((32, 32, 1), 100), "mnist_cnn": ((28, 28, 1), 64), "vgg_bn": ((32, 32, 3), 64)}
@@ -190,15 +204,15 @@ def steps_section(models=tuple(SHAPES)) -> None:
     import tensorflow as tf
 
     import cnnlab.models.layers as cnnlab_layers
-    from cnnlab.models import create_model
+    from cnnlab.models import count_flops, create_model
     from cnnlab.training.optim import Adam
 
-    from cnnlab.models import count_flops
-
     peak = tensorflow_matmul_rates(sizes=(2048,))
-    print(f"Training step parts (ms): forward / forward+backward / whole step with Adam; GFLOP/s of the whole step "
-          f"and its share of the TensorFlow matmul rate of its precision (float32 {peak[('float32', 2048)]:.1f}, "
-          f"bfloat16 {peak[('bfloat16', 2048)]:.1f} GFLOP/s)")
+    print(
+        f"Training step parts (ms): forward / forward+backward / whole step with Adam; GFLOP/s of the whole step "
+        f"and its share of the TensorFlow matmul rate of its precision (float32 {peak[('float32', 2048)]:.1f}, "
+        f"bfloat16 {peak[('bfloat16', 2048)]:.1f} GFLOP/s)"
+    )
     for name in models:
         shape, batch = SHAPES[name]
         x = tf.random.uniform([batch, *shape])
@@ -239,8 +253,10 @@ def steps_section(models=tuple(SHAPES)) -> None:
             fwd, fb, step = (result[(label, part)] for part in ("fwd", "fwd+bwd", "step"))
             gflops = train_flops / step / 1e6
             rate = peak[("bfloat16" if "bfloat16" in label else "float32", 2048)]
-            print(f"    {label:<32} {fwd:7.1f} / {fb:7.1f} / {step:7.1f}   step {base / step:.2f}x   "
-                  f"{gflops:6.1f} GFLOP/s = {gflops / rate:.0%} of its matmul rate")
+            print(
+                f"    {label:<32} {fwd:7.1f} / {fb:7.1f} / {step:7.1f}   step {base / step:.2f}x   "
+                f"{gflops:6.1f} GFLOP/s = {gflops / rate:.0%} of its matmul rate"
+            )
 
 
 SECTIONS = {"rates": rates_section, "ops": ops_section, "bn": bn_section, "adam": adam_section, "steps": steps_section}

@@ -103,10 +103,11 @@ def thread_layout() -> tuple[int, int]:
     (0 = TensorFlow's own choice)."""
     import tensorflow as tf
 
-    set_values = (tf.config.threading.get_intra_op_parallelism_threads(),
-                  tf.config.threading.get_inter_op_parallelism_threads())
-    return tuple(value or int(os.environ.get(name, "0") or 0)
-                 for value, name in zip(set_values, THREAD_ENVS))  # type: ignore[return-value]
+    set_values = (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+    return tuple(value or int(os.environ.get(name, "0") or 0) for value, name in zip(set_values, THREAD_ENVS))  # type: ignore[return-value]
 
 
 def set_thread_layout(intra: int, inter: int) -> bool:

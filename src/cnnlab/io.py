@@ -75,6 +75,7 @@ def _json_default(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------- reading
 
+
 def read_regular_bytes(path: str | os.PathLike, *, limit_name: str | None = "file_bytes", error=None) -> bytes:
     """The bytes of ``path`` if it is a regular file (after symlinks); anything else is refused.
 
@@ -113,9 +114,15 @@ def is_regular_file(path: str | os.PathLike) -> bool:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISLNK, "a symbolic link"), (stat.S_ISREG, "a regular file")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISREG, "a regular file"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -124,8 +131,18 @@ def _kind(mode: int) -> str:
 # ----------------------------------------------------------------------------- writing where users say
 
 # A run folder's own entries (docs/architecture.md, "Runs"): no user-facing output may land on them.
-RUN_OWN_ENTRIES = ("config.json", "history.csv", "validation.csv", "metrics.json", "model.keras", "train.log",
-                   ".lock", "checkpoints", "tensorboard", "plots")
+RUN_OWN_ENTRIES = (
+    "config.json",
+    "history.csv",
+    "validation.csv",
+    "metrics.json",
+    "model.keras",
+    "train.log",
+    ".lock",
+    "checkpoints",
+    "tensorboard",
+    "plots",
+)
 # Magic bytes of the files cnnlab writes, to tell "an older output of mine" from "someone else's file".
 MAGIC = {"keras": b"PK\x03\x04", "png": b"\x89PNG\r\n\x1a\n"}
 
@@ -134,15 +151,24 @@ def run_folder_of(path: Path) -> Path | None:
     """The run folder ``path`` is in (or is), if any: the nearest ancestor holding config.json and checkpoints/ or train.log."""
     for folder in (path, *path.parents):
         try:
-            if (folder / "config.json").is_file() and ((folder / "checkpoints").is_dir() or (folder / "train.log").is_file()):
+            if (folder / "config.json").is_file() and (
+                (folder / "checkpoints").is_dir() or (folder / "train.log").is_file()
+            ):
                 return folder
         except OSError:
             return None
     return None
 
 
-def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: str = "--out", force: bool = False,
-                      magic: bytes | None = None, marker: str | None = None) -> Path:
+def check_output_path(
+    path: str | os.PathLike,
+    *,
+    kind: str = "file",
+    option: str = "--out",
+    force: bool = False,
+    magic: bytes | None = None,
+    marker: str | None = None,
+) -> Path:
     """Check a user-facing output path before anything is computed; return it as a Path.
 
     Refused, with a one-line ConfigError naming ``option`` and the path:
@@ -164,8 +190,9 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: st
         relative = absolute.relative_to(run).parts
         if not relative or relative[0] in RUN_OWN_ENTRIES or relative[0].startswith("evaluation-"):
             what = "the run folder itself" if not relative else f"the run's own {relative[0]}"
-            raise ConfigError(f"{option}: {path} is {what} (run folder {run}); write exports elsewhere, "
-                              f"e.g. {run / 'export'}")
+            raise ConfigError(
+                f"{option}: {path} is {what} (run folder {run}); write exports elsewhere, e.g. {run / 'export'}"
+            )
     for parent in absolute.parents:
         if os.path.lexists(parent):
             if not parent.is_dir():
@@ -187,13 +214,16 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "file", option: st
     else:
         if stat.S_ISDIR(mode):
             if marker is not None and not force and not (absolute / marker).exists() and any(absolute.iterdir()):
-                raise ConfigError(f"{option}: {path} is a folder that is not an earlier export (no {marker}); "
-                                  f"use --force to replace it")
+                raise ConfigError(
+                    f"{option}: {path} is a folder that is not an earlier export (no {marker}); "
+                    f"use --force to replace it"
+                )
         elif not stat.S_ISREG(mode):
             raise ConfigError(f"{option}: {path} is {_kind(mode)}; refusing to write there")
         elif not force:
-            raise ConfigError(f"{option}: {path} is a regular file, and this export is a folder; "
-                              f"use --force to replace it")
+            raise ConfigError(
+                f"{option}: {path} is a regular file, and this export is a folder; use --force to replace it"
+            )
     return path
 
 

@@ -83,15 +83,19 @@ class _KerasLevel:
         for layer in model.layers:  # dropout off: same arithmetic as the twins
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
-        model.compile(optimizer=keras.optimizers.SGD(lr),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+        model.compile(
+            optimizer=keras.optimizers.SGD(lr),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=False,
+        )
         self.model = model
 
     def logits(self, x):
         from cnnlab._keras import keras
 
-        return np.concatenate([keras.ops.convert_to_numpy(self.model(x[i:i + 256], training=False))
-                               for i in range(0, len(x), 256)])
+        return np.concatenate(
+            [keras.ops.convert_to_numpy(self.model(x[i : i + 256], training=False)) for i in range(0, len(x), 256)]
+        )
 
     def step(self, x, y) -> float:
         return float(self.model.train_on_batch(x, y))
@@ -152,8 +156,16 @@ def relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(diff / norm) if norm > 0 else float(diff)
 
 
-def compare_levels(name: str, images, labels, steps: int = 10, lr: float = 0.1, seed: int = 0,
-                   batch_size: int = 32, num_classes: int = 10) -> dict:
+def compare_levels(
+    name: str,
+    images,
+    labels,
+    steps: int = 10,
+    lr: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 32,
+    num_classes: int = 10,
+) -> dict:
     """Compare the Keras, low-level and scratch versions of ``name`` with the same weights.
 
     ``images``: float32 NHWC network input; ``labels``: integers. The Keras model is created
@@ -169,15 +181,19 @@ def compare_levels(name: str, images, labels, steps: int = 10, lr: float = 0.1, 
     images = np.asarray(images, dtype="float32")
     labels = np.asarray(labels).astype("int64")
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
-        raise ConfigError(f"images: expected a non-empty (N, H, W, C) batch with N labels, got "
-                          f"{images.shape} and {labels.shape}")
+        raise ConfigError(
+            f"images: expected a non-empty (N, H, W, C) batch with N labels, got {images.shape} and {labels.shape}"
+        )
     model = _keras_twin(name, images.shape[1:], num_classes, seed)
     initial = [np.array(w) for w in model.get_weights()]
     levels = {"keras": _KerasLevel(model, lr), "lowlevel": _LowLevel(model, lr), "scratch": _ScratchLevel(model, lr)}
 
     reference = levels["keras"].logits(images)
-    logits_diff = {level: float(np.max(np.abs(runner.logits(images) - reference)))
-                   for level, runner in levels.items() if level != "keras"}
+    logits_diff = {
+        level: float(np.max(np.abs(runner.logits(images) - reference)))
+        for level, runner in levels.items()
+        if level != "keras"
+    }
 
     losses = {level: [] for level in levels}
     for step in range(steps):
@@ -199,11 +215,14 @@ def compare_levels(name: str, images, labels, steps: int = 10, lr: float = 0.1, 
         "seed": seed,
         "logits_max_abs_diff": logits_diff,
         "losses": losses,
-        "loss_max_abs_diff": {level: float(np.max(np.abs(np.subtract(losses[level], losses["keras"])), initial=0.0))
-                              for level in twins},
+        "loss_max_abs_diff": {
+            level: float(np.max(np.abs(np.subtract(losses[level], losses["keras"])), initial=0.0)) for level in twins
+        },
         "weights_rel_diff": {level: relative_difference(final[level], final["keras"]) for level in twins},
-        "update_rel_diff": {level: relative_difference([w - w0 for w, w0 in zip(final[level], initial)], keras_update)
-                            for level in twins},
+        "update_rel_diff": {
+            level: relative_difference([w - w0 for w, w0 in zip(final[level], initial)], keras_update)
+            for level in twins
+        },
     }
 
 
@@ -248,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         images, labels, source = reference_batch(args.model, args.images, args.data_dir)
-        report = compare_levels(args.model, images, labels, steps=args.steps, lr=args.lr, seed=args.seed,
-                                batch_size=args.batch_size)
+        report = compare_levels(
+            args.model, images, labels, steps=args.steps, lr=args.lr, seed=args.seed, batch_size=args.batch_size
+        )
     except CnnlabError as error:
         print(f"cnnlab: error: {error}", file=sys.stderr)
         return error.exit_code

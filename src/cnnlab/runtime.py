@@ -43,8 +43,9 @@ class Machine:
         """This machine as the current backend sees it (imports Keras and its backend)."""
         from cnnlab.backend import cpu_flags, thread_count
 
-        return cls(cores=thread_count(), cpu_flags=frozenset(cpu_flags()),
-                   accelerators=tuple(describe()["accelerators"]))
+        return cls(
+            cores=thread_count(), cpu_flags=frozenset(cpu_flags()), accelerators=tuple(describe()["accelerators"])
+        )
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,14 @@ def resolve_runtime(config, machine: Machine, batch_norm: bool | None = None) ->
             if batch_norm is None:
                 batch_norm = _batch_norm(config.model)
             if batch_norm is False:
-                parts = max((p for p in range(2, machine.cores + 1)
-                             if config.batch_size % p == 0 and config.batch_size // p >= MIN_PART), default=1)
+                parts = max(
+                    (
+                        p
+                        for p in range(2, machine.cores + 1)
+                        if config.batch_size % p == 0 and config.batch_size // p >= MIN_PART
+                    ),
+                    default=1,
+                )
     intra = inter = 0
     if backend == "tensorflow":
         intra, inter = (max(machine.cores // parts, 1), parts) if parts > 1 else (machine.cores, 1)
@@ -140,17 +147,22 @@ def resolve_cluster(coordinator=None, num_processes=None, process_id=None, envir
     count = _cluster_int("--num-processes", num_processes, env, "CNNLAB_NUM_PROCESSES", "SLURM_NTASKS", 1)
     rank = _cluster_int("--process-id", process_id, env, "CNNLAB_PROCESS_ID", "SLURM_PROCID", 0)
     if not coordinator:
-        raise ConfigError("--coordinator: a distributed run needs process 0's HOST:PORT (or $CNNLAB_COORDINATOR; "
-                          "cnnlab launch and SLURM set it)")
+        raise ConfigError(
+            "--coordinator: a distributed run needs process 0's HOST:PORT (or $CNNLAB_COORDINATOR; "
+            "cnnlab launch and SLURM set it)"
+        )
     host, _, port = str(coordinator).rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"--coordinator: expected HOST:PORT, got {coordinator!r}")
     if count is None:
-        raise ConfigError("--num-processes: a distributed run needs the number of processes "
-                          "(or $CNNLAB_NUM_PROCESSES / $SLURM_NTASKS)")
+        raise ConfigError(
+            "--num-processes: a distributed run needs the number of processes "
+            "(or $CNNLAB_NUM_PROCESSES / $SLURM_NTASKS)"
+        )
     if rank is None:
-        raise ConfigError("--process-id: a distributed run needs this process's id, 0 to N-1 "
-                          "(or $CNNLAB_PROCESS_ID / $SLURM_PROCID)")
+        raise ConfigError(
+            "--process-id: a distributed run needs this process's id, 0 to N-1 (or $CNNLAB_PROCESS_ID / $SLURM_PROCID)"
+        )
     if not 0 <= rank < count:
         raise ConfigError(f"--process-id: expected 0 to {count - 1} for {count} processes, got {rank}")
     return Cluster(coordinator=str(coordinator), processes=count, process_id=rank)
@@ -213,9 +225,11 @@ def start_runtime(config, cluster: Cluster | None = None) -> Runtime:
     config.precision, config.split_batch = runtime.precision, runtime.split_batch
     if runtime.backend == "tensorflow" and not set_thread_layout(runtime.intra_op, runtime.inter_op):
         intra, inter = thread_layout()
-        warning = (f"thread layout: asked TensorFlow for {runtime.intra_op} threads per op and {runtime.inter_op} "
-                   f"ops at once, it runs with {intra} and {inter} (its pools were already running, or "
-                   f"TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS are set); the numbers are the same")
+        warning = (
+            f"thread layout: asked TensorFlow for {runtime.intra_op} threads per op and {runtime.inter_op} "
+            f"ops at once, it runs with {intra} and {inter} (its pools were already running, or "
+            f"TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS are set); the numbers are the same"
+        )
         runtime = Runtime(**{**asdict(runtime), "warnings": (warning,)})
     return runtime
 

@@ -92,7 +92,7 @@ def test_plain_torch_contender_reports_throughput_per_segment():
 
 
 def test_parse_result_reads_the_last_result_line():
-    out = "noise\nCNNLAB_BENCH_RESULT {\"a\": 1}\nmore\nCNNLAB_BENCH_RESULT {\"a\": 2}\n"
+    out = 'noise\nCNNLAB_BENCH_RESULT {"a": 1}\nmore\nCNNLAB_BENCH_RESULT {"a": 2}\n'
     assert parse_result(out) == {"a": 2}
     assert parse_result("no result here") is None
 
@@ -100,8 +100,9 @@ def test_parse_result_reads_the_last_result_line():
 @pytest.mark.slow
 def test_cli_bench_writes_its_table(tmp_path):
     out = tmp_path / "benchmarks.md"
-    proc = run_cli("bench", "--quick", "--only", "throughput", "--model", "lenet5", "--contender", "cnnlab",
-                   "--out", str(out))
+    proc = run_cli(
+        "bench", "--quick", "--only", "throughput", "--model", "lenet5", "--contender", "cnnlab", "--out", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "cnnlab bench --quick --only throughput" in text  # the command that produced it
@@ -164,8 +165,11 @@ def test_time_to_accuracy_table_bounds_the_ratio_when_the_baseline_never_gets_th
     def fake_run_process(argv, env=None, timeout=None):
         plain = "cnnlab.bench.contenders.plain_keras" in argv
         calls.append("plain" if plain else "cnnlab")
-        result = ({"seconds_to_target": None, "test_accuracy": 0.75, "train_seconds": 1800.0} if plain else
-                  {"seconds_to_target": 600.0, "test_accuracy": 0.81, "train_seconds": 600.0})
+        result = (
+            {"seconds_to_target": None, "test_accuracy": 0.75, "train_seconds": 1800.0}
+            if plain
+            else {"seconds_to_target": 600.0, "test_accuracy": 0.81, "train_seconds": 600.0}
+        )
         return SimpleNamespace(stdout=RESULT_PREFIX + json.dumps(result) + "\n", stderr="")
 
     monkeypatch.setattr(tta, "run_process", fake_run_process)

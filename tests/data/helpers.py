@@ -67,8 +67,9 @@ def cifar10_files(n_per_batch=6, seed=0) -> tuple[dict[str, bytes], dict[str, np
     truth["test_y"] = rng.integers(0, 10, n_per_batch)
     files["test_batch"] = cifar_batch_bytes(truth["test_x"], truth["test_y"])
     names = [n.encode() for n in CIFAR10_NAMES]
-    files["batches.meta"] = pickle.dumps({b"label_names": names, b"num_cases_per_batch": n_per_batch,
-                                          b"num_vis": 3072}, protocol=2)
+    files["batches.meta"] = pickle.dumps(
+        {b"label_names": names, b"num_cases_per_batch": n_per_batch, b"num_vis": 3072}, protocol=2
+    )
     return files, truth
 
 

@@ -51,7 +51,7 @@ def test_crop_padding_is_an_integer_shift_with_black_fill(batch):
     padded = np.pad(batch, ((0, 0), (p, p), (p, p), (0, 0)))
     h, w = batch.shape[1:3]
     for image, source in zip(out, padded):
-        windows = [source[r:r + h, c:c + w] for r in range(2 * p + 1) for c in range(2 * p + 1)]
+        windows = [source[r : r + h, c : c + w] for r in range(2 * p + 1) for c in range(2 * p + 1)]
         assert any(np.array_equal(image, window) for window in windows)
 
 
@@ -125,8 +125,12 @@ def _mirrored(out, batch):
 def test_alternate_flip_shows_each_image_once_each_way_in_consecutive_epochs(batch):
     aug = Augmentation(flip="alternate")
     rows = np.arange(1000, 1000 + len(batch))
-    flips = np.array([_mirrored(aug(batch, np.random.default_rng(epoch), epoch=epoch, indices=rows, seed=3), batch)
-                      for epoch in range(4)])
+    flips = np.array(
+        [
+            _mirrored(aug(batch, np.random.default_rng(epoch), epoch=epoch, indices=rows, seed=3), batch)
+            for epoch in range(4)
+        ]
+    )
     assert 0.25 < flips[0].mean() < 0.75  # a coin per image in the first epoch
     np.testing.assert_array_equal(flips[1], ~flips[0])  # then every image the other way
     np.testing.assert_array_equal(flips[2], flips[0])
@@ -154,7 +158,8 @@ def test_alternate_flip_without_epoch_and_indices_is_the_random_flip(batch, capl
     np.testing.assert_array_equal(out, expected)
     assert [r.getMessage() for r in caplog.records] == [
         "augmentation: flip='alternate' needs the epoch and the images' indices, which this caller does not pass; "
-        "flipping at random instead"]  # said once, not per batch
+        "flipping at random instead"
+    ]  # said once, not per batch
 
 
 def test_alternate_flip_settings_round_trip_and_bad_values_are_refused(batch):

@@ -72,7 +72,9 @@ def test_canonical_file_cut_short_is_caught_by_its_size(tmp_path):
         shutil.copy(real / name, tmp_path / "mnist" / name)
     cut = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
     cut.write_bytes(cut.read_bytes()[:5_000_000])
-    assert_clean_error(_show(tmp_path, "mnist", "--data-dir", tmp_path), "train-images-idx3-ubyte.gz", "expected 9912422")
+    assert_clean_error(
+        _show(tmp_path, "mnist", "--data-dir", tmp_path), "train-images-idx3-ubyte.gz", "expected 9912422"
+    )
 
 
 def test_canonical_file_with_wrong_content_fails_its_checksum(tmp_path):
@@ -97,10 +99,13 @@ def test_data_dir_that_does_not_exist(tmp_path):
     assert not missing.exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("--grid", "4by4"), "--grid"),
-    (("--split", "val"), "no val split"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--grid", "4by4"), "--grid"),
+        (("--split", "val"), "no val split"),
+    ],
+)
 def test_bad_show_options(tmp_path, args, needle):
     proc = run_cli("show", "digits", "--out", tmp_path / "g.png", *args)
     assert_clean_error(proc, needle)

@@ -36,7 +36,9 @@ def test_extracted_folder(tmp_path, cifar10):
 
 def test_tarball_read_without_extracting(tmp_path, cifar10):
     files, truth = cifar10
-    write_tar(tmp_path / "cifar-10" / "cifar-10-python.tar.gz", {f"cifar-10-batches-py/{k}": v for k, v in files.items()})
+    write_tar(
+        tmp_path / "cifar-10" / "cifar-10-python.tar.gz", {f"cifar-10-batches-py/{k}": v for k, v in files.items()}
+    )
     _assert_matches(load_dataset("cifar10", data_dir=tmp_path, verify=False), truth)
     assert sorted(os.listdir(tmp_path / "cifar-10")) == ["cifar-10-python.tar.gz"]  # nothing extracted
     with pytest.raises(DataError, match="cifar-10-python.tar.gz"):  # not the published file
@@ -68,7 +70,9 @@ def test_cifar100_fine_labels(tmp_path):
         "test": cifar_batch_bytes(x_test, y_test, b"fine_labels", {b"coarse_labels": [0] * 4}),
         "meta": pickle.dumps({b"fine_label_names": fine_names, b"coarse_label_names": [b"c"] * 20}, protocol=2),
     }
-    write_tar(tmp_path / "cifar-100" / "cifar-100-python.tar.gz", {f"cifar-100-python/{k}": v for k, v in files.items()})
+    write_tar(
+        tmp_path / "cifar-100" / "cifar-100-python.tar.gz", {f"cifar-100-python/{k}": v for k, v in files.items()}
+    )
     data = load_dataset("cifar100", data_dir=tmp_path, verify=False)
     assert data.num_classes == 100 and data.class_names[7] == "class07"
     np.testing.assert_array_equal(data.train.x, x_train)
@@ -83,10 +87,13 @@ class _RunsCode:
         return (os.system, (self.command,))
 
 
-@pytest.mark.parametrize("payload", [
-    lambda marker: _RunsCode(f"touch {marker}"),
-    lambda marker: {b"data": _RunsCode(f"touch {marker}"), b"labels": []},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        lambda marker: _RunsCode(f"touch {marker}"),
+        lambda marker: {b"data": _RunsCode(f"touch {marker}"), b"labels": []},
+    ],
+)
 def test_code_executing_pickle_is_refused_and_never_runs(tmp_path, payload):
     marker = tmp_path / "pwned"
     with pytest.raises(DataError, match="refusing to load global"):

@@ -143,16 +143,27 @@ def test_cli_downloads_mnist_from_a_mirror_and_verifies_it(tmp_path):
         data_dir = tmp_path / "data"
         data_dir.mkdir()
         out = tmp_path / "grid.png"
-        proc = run_cli("--data-dir", data_dir, "show", "mnist", "--out", out, "--grid", "2x2",
-                       env={"CNNLAB_MIRRORS": f"{srv.url('cut')} {srv.url('good')}"})
+        proc = run_cli(
+            "--data-dir",
+            data_dir,
+            "show",
+            "mnist",
+            "--out",
+            out,
+            "--grid",
+            "2x2",
+            env={"CNNLAB_MIRRORS": f"{srv.url('cut')} {srv.url('good')}"},
+        )
     finally:
         srv.shutdown()
         srv.server_close()
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # `show` reads the training split only, so only its two files are fetched.
-    assert sorted(p.name for p in (data_dir / "mnist").iterdir()) == ["train-images-idx3-ubyte.gz",
-                                                                     "train-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in (data_dir / "mnist").iterdir()) == [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
     for spec in MNIST.files[:2]:
         assert hashlib.md5((data_dir / "mnist" / spec.name).read_bytes()).hexdigest() == spec.md5
 

@@ -53,8 +53,11 @@ def test_folder_tree(tmp_path, image_set):
 def test_folder_order_is_mixed_and_repeatable(tmp_path):
     """Files are read class by class; the split is interleaved so "first:10%" is not one class."""
     rng = np.random.default_rng(1)
-    files = {f"train/{cls}/{i:03d}.png": png_bytes(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
-             for cls in ("a", "b", "c", "d") for i in range(25)}
+    files = {
+        f"train/{cls}/{i:03d}.png": png_bytes(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+        for cls in ("a", "b", "c", "d")
+        for i in range(25)
+    }
     write_folder(tmp_path / "set", files)
     first = load_dataset(f"folder:{tmp_path / 'set'}", val_split="first:10%", cache=False)
     again = load_dataset(f"folder:{tmp_path / 'set'}", val_split="first:10%", cache=False)
@@ -104,9 +107,9 @@ def test_size_and_colour_mode_from_options_or_first_image(tmp_path):
     root = tmp_path / "mixed" / "train"
     (root / "a").mkdir(parents=True)
     (root / "b").mkdir(parents=True)
-    Image.fromarray(np.full((10, 12), 90, np.uint8)).save(root / "a" / "0.png")          # L, 10x12: the first
-    Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(root / "b" / "1.jpg")      # RGB, 20x24
-    Image.fromarray(np.full((5, 5, 4), 255, np.uint8)).save(root / "b" / "2.png")        # RGBA
+    Image.fromarray(np.full((10, 12), 90, np.uint8)).save(root / "a" / "0.png")  # L, 10x12: the first
+    Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(root / "b" / "1.jpg")  # RGB, 20x24
+    Image.fromarray(np.full((5, 5, 4), 255, np.uint8)).save(root / "b" / "2.png")  # RGBA
     first = load_dataset(f"folder:{tmp_path / 'mixed'}", splits=["train"])
     assert first.input_shape == (10, 12, 1)
     rgb_jpeg = first.train.x[first.train.y == 1]  # class b: the RGB JPEG (200) and the RGBA PNG (255)
@@ -164,8 +167,18 @@ def test_missing_path_and_empty_folder(tmp_path):
 def test_cifar10_jpeg_copy_test_split():
     archive = require_data("cifar10-jpg", "cifar10-jpg.tar.gz")
     data = load_dataset(f"folder:{archive}", splits=["test"])
-    assert data.class_names == ["airplane", "automobile", "bird", "cat", "deer",
-                                "dog", "frog", "horse", "ship", "truck"]
+    assert data.class_names == [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
     assert data.test.x.shape == (10000, 32, 32, 3)
     assert np.bincount(data.test.y).tolist() == [1000] * 10
 

@@ -123,8 +123,10 @@ def test_uncompressed_canonical_files_are_read_and_structure_checked(tmp_path):
 
     real = _real("mnist")
     (tmp_path / "mnist").mkdir()
-    for name, plain in (("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"),
-                        ("t10k-labels-idx1-ubyte.gz", "t10k-labels.idx1-ubyte")):  # both spellings in use
+    for name, plain in (
+        ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"),
+        ("t10k-labels-idx1-ubyte.gz", "t10k-labels.idx1-ubyte"),
+    ):  # both spellings in use
         (tmp_path / "mnist" / plain).write_bytes(gzip.decompress((real / name).read_bytes()))
     data = load_dataset("mnist", data_dir=tmp_path, splits=["test"], download=False)
     assert np.bincount(data.test.y).tolist() == MNIST_TEST_COUNTS

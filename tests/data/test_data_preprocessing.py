@@ -68,8 +68,12 @@ def test_pad_28_to_32_adds_black_border(normalize):
     else:
         border_value = unpadded(np.zeros((1, 28, 28, 1), np.uint8))[0, 0, 0, 0]
         np.testing.assert_allclose(out[:, 0, :, :], border_value, atol=1e-6)
-    np.testing.assert_allclose(out[:, 2:30, 2:30], unpadded(x) if normalize != "center" else
-                               (x - x.astype(np.float64).mean(0)) / x.astype(np.float64).std(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        out[:, 2:30, 2:30],
+        unpadded(x) if normalize != "center" else (x - x.astype(np.float64).mean(0)) / x.astype(np.float64).std(),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     assert black == prep
 
 
@@ -109,7 +113,7 @@ def test_load_images_any_mode_size_and_format(tmp_path):
     pal = Image.fromarray(gray).convert("P")
     pal.save(tmp_path / "pal.png")
     files.append(tmp_path / "pal.png")
-    wide = (gray.astype(np.uint16) * 257)  # 16-bit: 65535 is white
+    wide = gray.astype(np.uint16) * 257  # 16-bit: 65535 is white
     Image.fromarray(wide).save(tmp_path / "wide.png")
     files.append(tmp_path / "wide.png")
     big = np.stack([np.kron(gray, np.ones((3, 3), np.uint8))] * 3, -1)  # 90x120, shrunk to 30x40

@@ -33,9 +33,15 @@ def main(checkpoint: str, batch: str, out: str) -> None:
         copy = lowlevel.build("lenet5", (32, 32, 1), 10, seed=5)
         lowlevel.load_checkpoint(copy, path, lowlevel.SGD(0.1))
         round_trip = all(np.array_equal(a, b) for a, b in zip(net.get_weights(), copy.get_weights()))
-    np.savez(out, backend=keras.backend.backend(), logits=logits, losses=np.array(losses),
-             training_loss=training_loss, round_trip=round_trip,
-             **{f"w{i}": w for i, w in enumerate(sgd_weights)})
+    np.savez(
+        out,
+        backend=keras.backend.backend(),
+        logits=logits,
+        losses=np.array(losses),
+        training_loss=training_loss,
+        round_trip=round_trip,
+        **{f"w{i}": w for i, w in enumerate(sgd_weights)},
+    )
 
 
 if __name__ == "__main__":

@@ -15,17 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 from cnnlab import lowlevel
 from cnnlab.levels import relative_difference
+from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 PROBE = Path(__file__).with_name("backend_probe.py")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.jax),
-                                     pytest.param("torch", marks=pytest.mark.torch)])
+@pytest.mark.parametrize(
+    "backend", [pytest.param("jax", marks=pytest.mark.jax), pytest.param("torch", marks=pytest.mark.torch)]
+)
 def test_backend_reproduces_the_tensorflow_step(backend, lenet_batch, tmp_path):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"backend {backend} is not installed")
@@ -41,8 +42,13 @@ def test_backend_reproduces_the_tensorflow_step(backend, lenet_batch, tmp_path):
     expected_losses = [lowlevel.train_step(net, optimizer, x, y, training=False)[0] for _ in range(3)]
 
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(PROBE.parent)}
-    proc = subprocess.run([sys.executable, str(PROBE), str(checkpoint), str(tmp_path / "batch.npz"),
-                           str(tmp_path / "out.npz")], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(PROBE), str(checkpoint), str(tmp_path / "batch.npz"), str(tmp_path / "out.npz")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(tmp_path / "out.npz") as out:
         assert str(out["backend"]) == backend

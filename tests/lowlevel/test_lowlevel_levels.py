@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import require_data
-from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 from cnnlab import levels, lowlevel
 from cnnlab._keras import keras
 from cnnlab.errors import ModelError
+from tests.conftest import require_data
+from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 
 def test_to_keras_and_back_keeps_weights_and_logits(lenet_batch):
@@ -49,8 +49,10 @@ def _check_agreement(report: dict) -> None:
     assert len(report["losses"]["keras"]) == report["steps"] == 10
 
 
-@pytest.mark.parametrize("name", ["lenet5", pytest.param("mnist_cnn", marks=pytest.mark.slow),
-                                  pytest.param("cifar_cnn", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    ["lenet5", pytest.param("mnist_cnn", marks=pytest.mark.slow), pytest.param("cifar_cnn", marks=pytest.mark.slow)],
+)
 def test_levels_agree_on_256_real_images(name):
     data_dir = require_data("mnist")
     images, labels, source = levels.reference_batch(name, 256, data_dir.parent)

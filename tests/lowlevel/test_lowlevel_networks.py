@@ -37,8 +37,16 @@ def test_verbose_build_prints_variables_and_tensors_like_seed_3(capsys):
     assert "Tensor('fc_4/net_pre-activation', shape=(None, 10), dtype=float32)" in out
     # Variables are printed in creation order, which is Keras's get_weights() order.
     printed = [line.split("'")[1] for line in out if line.startswith("<Variable")]
-    assert printed == ["conv_1/weights", "conv_1/biases", "conv_2/weights", "conv_2/biases",
-                       "fc_3/weights", "fc_3/biases", "fc_4/weights", "fc_4/biases"]
+    assert printed == [
+        "conv_1/weights",
+        "conv_1/biases",
+        "conv_2/weights",
+        "conv_2/biases",
+        "fc_3/weights",
+        "fc_3/biases",
+        "fc_4/weights",
+        "fc_4/biases",
+    ]
 
 
 def test_quiet_build_prints_nothing(capsys):
@@ -50,7 +58,7 @@ def test_initialisers_follow_the_seeds():
     seed0 = lowlevel.build("lenet5", (32, 32, 1), 10, init="truncated_normal").get_weights()
     conv_w, conv_b, fc_w = seed0[0], seed0[1], seed0[4]
     assert np.abs(conv_w).max() <= 0.2 + 1e-6  # truncated at 2 standard deviations
-    assert 0.06 < fc_w.std() < 0.1             # a normal(0, 0.1) truncated at 2 sigma has std 0.088
+    assert 0.06 < fc_w.std() < 0.1  # a normal(0, 0.1) truncated at 2 sigma has std 0.088
     np.testing.assert_allclose(conv_b, 0.1)
     glorot = lowlevel.build("lenet5", (32, 32, 1), 10, init="glorot").get_weights()
     limit = np.sqrt(6 / (5 * 5 * 1 + 5 * 5 * 6))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 from cnnlab import lowlevel
 from cnnlab._keras import keras
 from cnnlab.errors import ConfigError, RunError
+from tests.lowlevel.lowlevel_data import lenet_batch, mnist  # noqa: F401  (fixtures)
 
 
 def test_sgd_step_is_w_minus_lr_times_gradient(lenet_batch):
@@ -59,8 +59,9 @@ def test_fit_runs_exact_steps_and_reports_history(lenet_batch):
     x, y = lenet_batch
     net = lowlevel.build("lenet5", (32, 32, 1), 10)
     lines = []
-    history = lowlevel.fit(net, lowlevel.SGD(0.05), x, y, batch_size=16, steps=6, seed=1,
-                           validation=(x[:16], y[:16]), log=lines.append)
+    history = lowlevel.fit(
+        net, lowlevel.SGD(0.05), x, y, batch_size=16, steps=6, seed=1, validation=(x[:16], y[:16]), log=lines.append
+    )
     assert [row["step"] for row in history] == [4, 6]  # 64 images = 4 batches per epoch
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[-1])
     assert len(lines) == 2 and "val_accuracy=" in lines[-1]

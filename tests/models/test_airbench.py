@@ -41,7 +41,9 @@ def test_whitening_kernel_is_frozen_and_only_the_bias_trains():
     assert stem.bias.path in [v.path for v in model.trainable_variables]
     stem.adapt(_correlated_images(size=16))
     kernel = np.array(stem.kernel.numpy())
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.fit(_correlated_images(32, 16), np.arange(32) % 4, batch_size=16, epochs=1, verbose=0)
     np.testing.assert_array_equal(stem.kernel.numpy(), kernel)
 
@@ -102,14 +104,26 @@ def test_cnnlab_train_whitens_from_the_training_images_before_the_first_step(tmp
     monkeypatch.setenv("CNNLAB_DATA_DIR", str(data))
     from cnnlab.training import train
 
-    run = train(model="airbench", dataset="mnist", model_options={"widths": [8, 8, 8]}, normalize="standardize",
-                max_train_samples=300, max_eval_samples=100, batch_size=100, steps=2, precision="float32",
-                runs_dir=tmp_path, name="air", verbose=False)
+    run = train(
+        model="airbench",
+        dataset="mnist",
+        model_options={"widths": [8, 8, 8]},
+        normalize="standardize",
+        max_train_samples=300,
+        max_eval_samples=100,
+        batch_size=100,
+        steps=2,
+        precision="float32",
+        runs_dir=tmp_path,
+        name="air",
+        verbose=False,
+    )
     expected = PatchWhitening(8, 2)
     expected.build((None, 28, 28, 1))
     expected.adapt(run.preprocessing(run.dataset().split("train").x[:300]))
-    np.testing.assert_allclose(run.model().get_layer("whiten").kernel.numpy(), expected.kernel.numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        run.model().get_layer("whiten").kernel.numpy(), expected.kernel.numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_batch_norm_keeps_sixty_percent_of_its_running_statistics_as_airbench_does():

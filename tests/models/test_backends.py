@@ -41,8 +41,7 @@ SCRIPT = textwrap.dedent(
 
 def _run_on(backend: str, names: list[str]) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, *names], env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, *names], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["backend"] == backend

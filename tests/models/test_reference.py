@@ -19,8 +19,13 @@ WEIGHT_SHAPES = {
 
 @pytest.mark.parametrize(
     "name, total, trainable",
-    [("softmax", 7850, 7850), ("lenet5", 61706, 61706), ("mnist_cnn", 1111946, 1111946),
-     ("cifar_cnn", 1379274, 1379274), ("vgg_bn", 552362, 551466)],
+    [
+        ("softmax", 7850, 7850),
+        ("lenet5", 61706, 61706),
+        ("mnist_cnn", 1111946, 1111946),
+        ("cifar_cnn", 1379274, 1379274),
+        ("vgg_bn", 552362, 551466),
+    ],
 )
 def test_exact_parameter_counts(name, total, trainable):
     counts = count_params(create_model(name, num_classes=10))

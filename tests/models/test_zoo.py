@@ -25,6 +25,7 @@ def _skip_large(name: str) -> None:
     if LARGE in model_info(name).tags:
         pytest.skip(f"{name}: a Keras Applications backbone, tested in tests/models/test_applications.py")
 
+
 def _forward(model, batch: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(batch, training=False))
 
@@ -96,8 +97,11 @@ def test_model_learns_128_mnist_images(name, mnist_128):
     y = mnist_128[1]
     keras.utils.set_random_seed(0)
     model = create_model(name, (size, size, 1), num_classes=10, **info.quick_options)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
     start = _training_loss(model, x, y)
     model.fit(x, y, batch_size=32, epochs=8, shuffle=True, verbose=0)  # 32 steps
     end = _training_loss(model, x, y)

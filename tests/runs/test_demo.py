@@ -22,8 +22,12 @@ def test_demo_runs_every_step(tmp_path):
     report = json.loads((run / "evaluation-test.json").read_text())
     assert sum(map(sum, report["confusion_matrix"])) == report["num_examples"]
 
-    figures = [out / "digits-samples.png", run / "plots" / "confusion_matrix.png",
-               run / "plots" / "learning_curves.png", run / "plots" / "learning_rate.png"]
+    figures = [
+        out / "digits-samples.png",
+        run / "plots" / "confusion_matrix.png",
+        run / "plots" / "learning_curves.png",
+        run / "plots" / "learning_rate.png",
+    ]
     digits = sorted(out.glob("digit-*.png"))
     assert len(digits) == 2
     for png in figures + digits:

@@ -47,8 +47,12 @@ def test_conv2d_is_cross_correlation_summed_over_channels(strides, padding):
 @pytest.mark.parametrize(
     "n, k, s, expected",
     [
-        (5, 2, 1, (0, 1, 5)), (7, 3, 2, (1, 1, 4)), (6, 3, 2, (0, 1, 3)),
-        (28, 2, 2, (0, 0, 14)), (5, 2, 2, (0, 1, 3)), (4, 1, 3, (0, 0, 2)),
+        (5, 2, 1, (0, 1, 5)),
+        (7, 3, 2, (1, 1, 4)),
+        (6, 3, 2, (0, 1, 3)),
+        (28, 2, 2, (0, 0, 14)),
+        (5, 2, 2, (0, 1, 3)),
+        (4, 1, 3, (0, 0, 2)),
     ],  # fmt: skip
 )
 def test_same_padding_follows_tensorflow(n, k, s, expected):

@@ -89,8 +89,13 @@ class StandIn:
 
 
 def validation(trainer, value, epoch_end=False):
-    return {"step": trainer.state.step, "epoch": trainer.state.epoch + 1, "val_loss": value,
-            "val_accuracy": 1 - value, "epoch_end": epoch_end}
+    return {
+        "step": trainer.state.step,
+        "epoch": trainer.state.epoch + 1,
+        "val_loss": value,
+        "val_accuracy": 1 - value,
+        "epoch_end": epoch_end,
+    }
 
 
 # ----------------------------------------------------------------------------- trackers
@@ -216,8 +221,16 @@ def test_restore_best_leaves_an_interrupted_run_alone(tmp_path):
 
 def test_history_writer_writes_the_states_rows(tmp_path):
     trainer = StandIn(tmp_path)
-    row = {"epoch": 1, "step": 10, "loss": 0.5, "accuracy": 0.8, "val_loss": None, "val_accuracy": None,
-           "lr": 0.1, "seconds": 2.0}
+    row = {
+        "epoch": 1,
+        "step": 10,
+        "loss": 0.5,
+        "accuracy": 0.8,
+        "val_loss": None,
+        "val_accuracy": None,
+        "lr": 0.1,
+        "seconds": 2.0,
+    }
     trainer.state.history.append(row)
     trainer.state.validations.append({"step": 10, "epoch": 1, "val_loss": 0.4, "val_accuracy": 0.9, "lr": 0.1})
     writer = HistoryWriter()
@@ -241,10 +254,23 @@ def test_model_writer_writes_the_model_and_metrics_only_when_the_run_ended(tmp_p
 def test_console_log_prints_the_epoch_line(tmp_path):
     trainer = StandIn(tmp_path)
     trainer.report = SimpleNamespace(images_per_second=lambda: 1234.0)
-    ConsoleLog().on_epoch_end(trainer, {"epoch": 2, "step": 20, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.4,
-                                        "val_accuracy": 0.8, "lr": 0.01, "seconds": 3.0})
-    assert trainer.said == ["epoch 2/10  step 20  loss 0.5000  accuracy 0.7500  val_loss 0.4000  "
-                            "val_accuracy 0.8000  lr 0.01  1,234 img/s  3s"]
+    ConsoleLog().on_epoch_end(
+        trainer,
+        {
+            "epoch": 2,
+            "step": 20,
+            "loss": 0.5,
+            "accuracy": 0.75,
+            "val_loss": 0.4,
+            "val_accuracy": 0.8,
+            "lr": 0.01,
+            "seconds": 3.0,
+        },
+    )
+    assert trainer.said == [
+        "epoch 2/10  step 20  loss 0.5000  accuracy 0.7500  val_loss 0.4000  "
+        "val_accuracy 0.8000  lr 0.01  1,234 img/s  3s"
+    ]
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -265,7 +291,17 @@ def test_callbacks_are_called_in_order_and_a_non_writer_gets_no_writers():
     config = TrainConfig(model="m", dataset="d", epochs=1, early_stopping=2, restore_best=True)
     mine = Named("mine")
     names = [type(c).__name__ for c in default_callbacks(config, [mine])]
-    assert names == ["DivergenceGuard", "BestTracker", "EarlyStopping", "Named", "ConsoleLog", "TensorBoard",
-                     "HistoryWriter", "RestoreBest", "ModelWriter", "Checkpointer"]
+    assert names == [
+        "DivergenceGuard",
+        "BestTracker",
+        "EarlyStopping",
+        "Named",
+        "ConsoleLog",
+        "TensorBoard",
+        "HistoryWriter",
+        "RestoreBest",
+        "ModelWriter",
+        "Checkpointer",
+    ]
     quiet = [type(c).__name__ for c in default_callbacks(config, [], writer=False)]
     assert quiet == ["DivergenceGuard", "BestTracker", "EarlyStopping", "ConsoleLog"]

@@ -22,8 +22,14 @@ def test_every_reference_recipe_is_present_and_valid():
 
 def test_recipes_match_the_seeds_budgets():
     lenet = resolve_config(recipe="lenet5-mnist")
-    assert (lenet.optimizer, lenet.lr, lenet.batch_size, lenet.steps, lenet.pad, lenet.validate_every) == \
-        ("adam", 1e-3, 100, 20000, 2, 50)
+    assert (lenet.optimizer, lenet.lr, lenet.batch_size, lenet.steps, lenet.pad, lenet.validate_every) == (
+        "adam",
+        1e-3,
+        100,
+        20000,
+        2,
+        50,
+    )
     softmax = resolve_config(recipe="softmax-mnist")
     assert (softmax.optimizer, softmax.lr, softmax.batch_size, softmax.steps) == ("sgd", 0.5, 100, 1000)
     assert softmax.model_options == {"kernel_initializer": "zeros"}
@@ -39,22 +45,25 @@ def test_overrides_win_over_the_recipe_and_dataset_is_overridable():
     assert (config.dataset, config.lr, config.epochs, config.rho) == ("cifar10", 0.01, 2, 0.9)
 
 
-@pytest.mark.parametrize("options, needle", [
-    ({"lr": "abc"}, "--lr: expected a positive number, got 'abc'"),
-    ({"lr": -1}, "--lr"),
-    ({"batch_size": 1.5}, "--batch-size"),
-    ({"optimizer": "adagrad"}, "--optimizer"),
-    ({"nesterov": "maybe"}, "--nesterov"),
-    ({"epochs": 0, "steps": 0}, "--epochs / --steps"),
-    ({"bogus": 1}, "unknown option --bogus"),
-    ({"schedule": "step"}, "--decay-every"),
-    ({"augmentation": {"twist": 1}}, "--augment: unknown key 'twist'"),
-    ({"tta": "rotate"}, "--tta: expected one of none, flip, flip-translate"),
-    ({"tta": "flip", "level": "scratch"}, "--tta: test-time augmentation needs --level keras"),
-    ({"split_batch": -1}, "--split-batch"),
-    ({"split_batch": 3, "batch_size": 100}, "--split-batch: a batch of 100 does not split into 3 equal parts"),
-    ({"split_batch": 2, "level": "lowlevel"}, "--split-batch: splitting batches across cores needs --level keras"),
-])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"lr": "abc"}, "--lr: expected a positive number, got 'abc'"),
+        ({"lr": -1}, "--lr"),
+        ({"batch_size": 1.5}, "--batch-size"),
+        ({"optimizer": "adagrad"}, "--optimizer"),
+        ({"nesterov": "maybe"}, "--nesterov"),
+        ({"epochs": 0, "steps": 0}, "--epochs / --steps"),
+        ({"bogus": 1}, "unknown option --bogus"),
+        ({"schedule": "step"}, "--decay-every"),
+        ({"augmentation": {"twist": 1}}, "--augment: unknown key 'twist'"),
+        ({"tta": "rotate"}, "--tta: expected one of none, flip, flip-translate"),
+        ({"tta": "flip", "level": "scratch"}, "--tta: test-time augmentation needs --level keras"),
+        ({"split_batch": -1}, "--split-batch"),
+        ({"split_batch": 3, "batch_size": 100}, "--split-batch: a batch of 100 does not split into 3 equal parts"),
+        ({"split_batch": 2, "level": "lowlevel"}, "--split-batch: splitting batches across cores needs --level keras"),
+    ],
+)
 def test_bad_options_are_one_line_errors_naming_the_option(options, needle):
     options = {"epochs": 1, **options}
     with pytest.raises(ConfigError) as info:
@@ -92,12 +101,31 @@ def test_bad_model_or_augmentation_values_leave_no_run_folder(tmp_path, data_dir
     from cnnlab.training import train
 
     runs = tmp_path / "runs"
-    proc = run_cli("train", "--model", "softmax", "--dataset", "mnist", "--epochs", "1", "--runs-dir", runs,
-                   "--augment", "shift=5", env={"CNNLAB_DATA_DIR": str(data_dir)})
+    proc = run_cli(
+        "train",
+        "--model",
+        "softmax",
+        "--dataset",
+        "mnist",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        runs,
+        "--augment",
+        "shift=5",
+        env={"CNNLAB_DATA_DIR": str(data_dir)},
+    )
     assert_clean_error(proc, "--augment", "shift")
     with pytest.raises(ModelError, match="bogus"):
-        train(model="softmax", dataset="mnist", epochs=1, runs_dir=runs, model_options={"bogus": 1},
-              data_dir=data_dir, verbose=False)
+        train(
+            model="softmax",
+            dataset="mnist",
+            epochs=1,
+            runs_dir=runs,
+            model_options={"bogus": 1},
+            data_dir=data_dir,
+            verbose=False,
+        )
     assert not runs.exists()
 
 
@@ -124,8 +152,22 @@ def test_the_wheel_ships_the_recipes(tmp_path):
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(root / name, source / name)
     shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--wheel-dir", str(tmp_path / "dist"), str(source)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 and "No module named" in proc.stderr:
         pytest.skip(f"cannot build a wheel offline here: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr

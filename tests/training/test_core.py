@@ -10,8 +10,9 @@ from cnnlab.training.callbacks import Callback
 from cnnlab.training.config import parse_key_values
 from tests.conftest import require_data
 
-TINY = dict(model="lenet5", dataset="mnist", pad=2, batch_size=32, max_train_samples=256, max_eval_samples=128,
-            verbose=False)
+TINY = dict(
+    model="lenet5", dataset="mnist", pad=2, batch_size=32, max_train_samples=256, max_eval_samples=128, verbose=False
+)
 
 
 @pytest.fixture
@@ -75,7 +76,12 @@ def test_model_options_parse_the_same_for_summary_and_train(tmp_path, capsys, mn
     from cnnlab.training import Run
 
     assert parse_key_values(["flag=true", "width=8", "rate=0.5", "name=wide", "bare"], "--model-option") == {
-        "flag": True, "width": 8, "rate": 0.5, "name": "wide", "bare": True}
+        "flag": True,
+        "width": 8,
+        "rate": 0.5,
+        "name": "wide",
+        "bare": True,
+    }
     small = ["--model-option", "blocks=[1,1,1]", "--model-option", "growth_rate=4"]
 
     def summary_params(*options):
@@ -84,7 +90,27 @@ def test_model_options_parse_the_same_for_summary_and_train(tmp_path, capsys, mn
         return lines[0]
 
     assert summary_params("--model-option", "bottleneck=false") != summary_params()  # "false" is not truthy text
-    main(["train", "--model", "densenet_bc_100_k12", "--dataset", "mnist", *small, "--model-option", "bottleneck=false",
-          "--steps", "1", "--max-train-samples", "32", "--max-eval-samples", "16", "--runs-dir", str(tmp_path),
-          "--name", "d", "-q"])
+    main(
+        [
+            "train",
+            "--model",
+            "densenet_bc_100_k12",
+            "--dataset",
+            "mnist",
+            *small,
+            "--model-option",
+            "bottleneck=false",
+            "--steps",
+            "1",
+            "--max-train-samples",
+            "32",
+            "--max-eval-samples",
+            "16",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "d",
+            "-q",
+        ]
+    )
     assert Run.load(tmp_path / "d").train_config.model_options["bottleneck"] is False

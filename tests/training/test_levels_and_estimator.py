@@ -23,8 +23,19 @@ def mnist():
 def test_lower_levels_train_resume_and_end_as_keras_models(level, tmp_path, mnist):
     from cnnlab.training import Run, train
 
-    options = dict(model="softmax", dataset="mnist", val_split=200, max_train_samples=600, max_eval_samples=200,
-                   batch_size=50, optimizer="adam", lr=0.01, level=level, seed=3, verbose=False)
+    options = dict(
+        model="softmax",
+        dataset="mnist",
+        val_split=200,
+        max_train_samples=600,
+        max_eval_samples=200,
+        batch_size=50,
+        optimizer="adam",
+        lr=0.01,
+        level=level,
+        seed=3,
+        verbose=False,
+    )
     whole = train(**options, epochs=2, runs_dir=tmp_path, name="whole")
     first = train(**options, epochs=1, runs_dir=tmp_path, name="split")
     resumed = train(resume=first.path, epochs=2, verbose=False)

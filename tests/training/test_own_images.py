@@ -43,22 +43,63 @@ def photos(tmp_path):
 
 def test_train_names_the_classes_absent_from_training_and_their_share(subset_idx, tmp_path):
     folder, unseen, total = subset_idx
-    proc = run_cli("train", "--model", "softmax", "--dataset", f"idx:{folder}", "--steps", "2", "--batch-size", "16",
-                   "--runs-dir", tmp_path / "runs", "--name", "idx")
+    proc = run_cli(
+        "train",
+        "--model",
+        "softmax",
+        "--dataset",
+        f"idx:{folder}",
+        "--steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "idx",
+    )
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("data check: test:"))
     assert f"{unseen} of {total} test images ({100 * unseen / total:.1f}%)" in line and "6, 7, 8, 9, 10, 11" in line
     config = json.loads((tmp_path / "runs" / "idx" / "config.json").read_text())
     assert any("6, 7, 8, 9, 10, 11" in warning for warning in config["data_checks"])
-    strict = run_cli("train", "--model", "softmax", "--dataset", f"idx:{folder}", "--steps", "2", "--strict",
-                     "--runs-dir", tmp_path / "runs", "--name", "strict")
+    strict = run_cli(
+        "train",
+        "--model",
+        "softmax",
+        "--dataset",
+        f"idx:{folder}",
+        "--steps",
+        "2",
+        "--strict",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "strict",
+    )
     assert_clean_error(strict, "--strict", "no training images")
     assert not (tmp_path / "runs" / "strict").exists()
 
 
 def test_a_folder_without_test_split_gets_a_recorded_split_that_evaluate_reproduces(photos, tmp_path):
-    proc = run_cli("train", "--model", "resnet20", "--dataset", f"folder:{photos}", "--image-size", "32",
-                   "--steps", "4", "--batch-size", "16", "--runs-dir", tmp_path / "runs", "--name", "p", "-q")
+    proc = run_cli(
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        f"folder:{photos}",
+        "--image-size",
+        "32",
+        "--steps",
+        "4",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "p",
+        "-q",
+    )
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "runs" / "p"
     split = json.loads((run / "split.json").read_text())

@@ -36,8 +36,10 @@ def test_results_table_counts_faithful_runs_and_lists_the_others(tmp_path, monke
     from cnnlab.training.results import results_markdown
 
     runs = tmp_path / "runs"
-    accuracies = [train(recipe="tiny", seed=seed, runs_dir=runs, name=f"tiny-{seed}", verbose=False).metrics["accuracy"]
-                  for seed in (0, 1)]
+    accuracies = [
+        train(recipe="tiny", seed=seed, runs_dir=runs, name=f"tiny-{seed}", verbose=False).metrics["accuracy"]
+        for seed in (0, 1)
+    ]
     train(recipe="tiny", lr=0.1, runs_dir=runs, name="tiny-lr", verbose=False)
     shutil.copytree(runs / "tiny-0", runs / "tiny-cut")
     (runs / "tiny-cut" / "metrics.json").unlink()

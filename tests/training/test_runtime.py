@@ -15,15 +15,18 @@ OLD_CPU = Machine(cores=4, cpu_flags=frozenset({"avx2"}))
 GPU = Machine(cores=8, accelerators=("/physical_device:GPU:0",))
 
 
-@pytest.mark.parametrize("machine, changes, precision", [
-    (ZEN4, {}, "mixed_bfloat16"),
-    (OLD_CPU, {}, "float32"),
-    (GPU, {}, "mixed_float16"),
-    (GPU, {"backend": "jax"}, "mixed_float16"),
-    (ZEN4, {"backend": "jax"}, "float32"),  # bf16 on CPUs: measured only for TensorFlow's oneDNN kernels
-    (ZEN4, {"level": "scratch"}, "float32"),
-    (ZEN4, {"precision": "float32"}, "float32"),  # explicit: kept
-])
+@pytest.mark.parametrize(
+    "machine, changes, precision",
+    [
+        (ZEN4, {}, "mixed_bfloat16"),
+        (OLD_CPU, {}, "float32"),
+        (GPU, {}, "mixed_float16"),
+        (GPU, {"backend": "jax"}, "mixed_float16"),
+        (ZEN4, {"backend": "jax"}, "float32"),  # bf16 on CPUs: measured only for TensorFlow's oneDNN kernels
+        (ZEN4, {"level": "scratch"}, "float32"),
+        (ZEN4, {"precision": "float32"}, "float32"),  # explicit: kept
+    ],
+)
 def test_precision_auto(machine, changes, precision):
     config = TrainConfig(model="lenet5", dataset="mnist", batch_size=100, backend="tensorflow")
     for key, value in changes.items():
@@ -55,9 +58,27 @@ def test_a_resolved_runtime_resolves_to_itself():
 def test_the_run_records_its_runtime_and_resume_refuses_another_backend(tmp_path):
     data = require_data("mnist")
     env = {"CNNLAB_DATA_DIR": str(data.parent)}
-    proc = run_cli("train", "--model", "softmax", "--dataset", "mnist", "--steps", "2", "--batch-size", "32",
-                   "--max-train-samples", "64", "--max-eval-samples", "32", "--runs-dir", tmp_path, "--name", "r",
-                   "-q", env=env)
+    proc = run_cli(
+        "train",
+        "--model",
+        "softmax",
+        "--dataset",
+        "mnist",
+        "--steps",
+        "2",
+        "--batch-size",
+        "32",
+        "--max-train-samples",
+        "64",
+        "--max-eval-samples",
+        "32",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "r",
+        "-q",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     runtime = config["runtime"]

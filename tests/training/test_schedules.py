@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 
 from cnnlab.training.config import resolve_config
@@ -46,12 +45,15 @@ def test_one_cycle_rises_to_the_peak_then_anneals():
     assert all(math.isfinite(r) for r in rates)
 
 
-@pytest.mark.parametrize("name, cls, checks", [
-    ("sgd", "SGD", {"momentum": 0.9, "nesterov": True}),
-    ("adam", "Adam", {}),
-    ("adamw", "AdamW", {"weight_decay": 0.01}),
-    ("rmsprop", "RMSprop", {"rho": 0.9}),
-])
+@pytest.mark.parametrize(
+    "name, cls, checks",
+    [
+        ("sgd", "SGD", {"momentum": 0.9, "nesterov": True}),
+        ("adam", "Adam", {}),
+        ("adamw", "AdamW", {"weight_decay": 0.01}),
+        ("rmsprop", "RMSprop", {"rho": 0.9}),
+    ],
+)
 def test_optimizers(name, cls, checks):
     from cnnlab.training.optim import build_optimizer, learning_rate
 

@@ -12,13 +12,21 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import assert_clean_error, require_data, run_cli
 from cnnlab.errors import RunError, TrainingDiverged
+from tests.conftest import assert_clean_error, require_data, run_cli
 
 # A short mnist_cnn run: it has dropout, so an exact resume also needs the dropout seed state.
 # 400 images in batches of 40: 10 steps per epoch, 3 epochs.
-SLICE = dict(model="mnist_cnn", dataset="mnist", val_split=200, max_train_samples=400, max_eval_samples=200,
-             batch_size=40, epochs=3, seed=11)
+SLICE = dict(
+    model="mnist_cnn",
+    dataset="mnist",
+    val_split=200,
+    max_train_samples=400,
+    max_eval_samples=200,
+    batch_size=40,
+    epochs=3,
+    seed=11,
+)
 SLICE_ARGS = [arg for key, value in SLICE.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
 
 
@@ -35,8 +43,20 @@ def small_run(tmp_path_factory, mnist_env):
     from cnnlab.training import train
 
     runs = tmp_path_factory.mktemp("runs")
-    return train(model="softmax", dataset="mnist", val_split=500, max_train_samples=1000, max_eval_samples=500,
-                 batch_size=100, epochs=2, optimizer="sgd", lr=0.5, runs_dir=runs, name="small", verbose=False)
+    return train(
+        model="softmax",
+        dataset="mnist",
+        val_split=500,
+        max_train_samples=1000,
+        max_eval_samples=500,
+        batch_size=100,
+        epochs=2,
+        optimizer="sgd",
+        lr=0.5,
+        runs_dir=runs,
+        name="small",
+        verbose=False,
+    )
 
 
 def test_run_folder_has_everything_to_rebuild_and_reuse_the_run(small_run):
@@ -71,9 +91,21 @@ def test_run_folder_has_everything_to_rebuild_and_reuse_the_run(small_run):
 def test_lenet5_few_hundred_steps_beats_90_percent(tmp_path, mnist_env):
     from cnnlab.training import train
 
-    run = train(model="lenet5", dataset="mnist", pad=2, val_split="first:5000", max_train_samples=20000,
-                max_eval_samples=2000, batch_size=64, steps=300, validate_every=100, seed=0,
-                runs_dir=tmp_path, name="lenet", verbose=False)
+    run = train(
+        model="lenet5",
+        dataset="mnist",
+        pad=2,
+        val_split="first:5000",
+        max_train_samples=20000,
+        max_eval_samples=2000,
+        batch_size=64,
+        steps=300,
+        validate_every=100,
+        seed=0,
+        runs_dir=tmp_path,
+        name="lenet",
+        verbose=False,
+    )
     assert run.metrics["accuracy"] > 0.90
     assert [row["step"] for row in run.validations] == [100, 200, 300]
     assert run.config["input_shape"] == [32, 32, 1]
@@ -88,10 +120,23 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, m
     done = run_cli("train", *SLICE_ARGS, "--runs-dir", tmp_path, "--name", "whole", "-q", env=mnist_env)
     assert done.returncode == 0, done.stderr
     whole = Run.load(tmp_path / "whole")
-    args = [sys.executable, "-m", "cnnlab", "train", *SLICE_ARGS, "--checkpoint-every", "3", "--runs-dir", str(tmp_path),
-            "--name", "killed", "-q"]
-    process = subprocess.Popen(args, env={**os.environ, **mnist_env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        *SLICE_ARGS,
+        "--checkpoint-every",
+        "3",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "killed",
+        "-q",
+    ]
+    process = subprocess.Popen(
+        args, env={**os.environ, **mnist_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     pointer = tmp_path / "killed" / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -119,10 +164,22 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, m
 
 @pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tmp_path, mnist_env):
-    args = [sys.executable, "-m", "cnnlab", "train", *SLICE_ARGS, "--epochs", "50", "--runs-dir", str(tmp_path),
-            "--name", "stopped"]
-    process = subprocess.Popen(args, env={**os.environ, **mnist_env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        *SLICE_ARGS,
+        "--epochs",
+        "50",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "stopped",
+    ]
+    process = subprocess.Popen(
+        args, env={**os.environ, **mnist_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     history = tmp_path / "stopped" / "history.csv"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (history.is_file() and len(history.read_text().splitlines()) > 1):
@@ -139,9 +196,22 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     from cnnlab.training import Run, train
 
     with pytest.raises(TrainingDiverged, match="became (nan|inf|non-finite)") as info:
-        train(model="lenet5", dataset="mnist", pad=2, optimizer="sgd", lr=1e12, max_train_samples=2000,
-              val_split=None, max_eval_samples=100, batch_size=50, epochs=3, checkpoint_every=1,
-              runs_dir=tmp_path, name="nan", verbose=False)
+        train(
+            model="lenet5",
+            dataset="mnist",
+            pad=2,
+            optimizer="sgd",
+            lr=1e12,
+            max_train_samples=2000,
+            val_split=None,
+            max_eval_samples=100,
+            batch_size=50,
+            epochs=3,
+            checkpoint_every=1,
+            runs_dir=tmp_path,
+            name="nan",
+            verbose=False,
+        )
     assert "\n" not in str(info.value) and "lower --lr" in str(info.value)
     run = Run.load(tmp_path / "nan")
     assert not run.finished
@@ -204,9 +274,22 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path, mnist_env)
     from cnnlab.training import train
 
     # min_delta 1.0: after the first validation nothing counts as an improvement.
-    run = train(model="softmax", dataset="mnist", val_split=300, max_train_samples=600, max_eval_samples=300,
-                batch_size=100, epochs=10, early_stopping=2, min_delta=1.0, monitor="val_accuracy",
-                restore_best=True, runs_dir=tmp_path, name="early", verbose=False)
+    run = train(
+        model="softmax",
+        dataset="mnist",
+        val_split=300,
+        max_train_samples=600,
+        max_eval_samples=300,
+        batch_size=100,
+        epochs=10,
+        early_stopping=2,
+        min_delta=1.0,
+        monitor="val_accuracy",
+        restore_best=True,
+        runs_dir=tmp_path,
+        name="early",
+        verbose=False,
+    )
     assert run.metrics["stopped_early"] and run.metrics["epochs"] == 3
     assert run.metrics["best_step"] == 6  # end of epoch 1
     best = run.model("best").get_weights()
@@ -223,6 +306,7 @@ def test_steps_per_call_and_precision(tmp_path, mnist_env):
     options = dict(SLICE, validate_every=4, runs_dir=tmp_path, verbose=False)
     one = train(**options, name="one", steps_per_execution=1, precision="float32")
     auto = train(**options, name="auto", precision="float32")  # 0: chunks up to the next validation
+
     def curves(run):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in run.history]
 

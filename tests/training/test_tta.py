@@ -41,14 +41,27 @@ def test_a_flip_run_reports_what_its_saved_model_scores_with_flips(tmp_path, mon
     from cnnlab.evaluation import evaluate
     from cnnlab.training import train
 
-    run = train(model="lenet5", dataset="mnist", pad=2, max_train_samples=600, max_eval_samples=300,
-                batch_size=50, epochs=1, tta="flip", runs_dir=tmp_path, name="flip", verbose=False)
+    run = train(
+        model="lenet5",
+        dataset="mnist",
+        pad=2,
+        max_train_samples=600,
+        max_eval_samples=300,
+        batch_size=50,
+        epochs=1,
+        tta="flip",
+        runs_dir=tmp_path,
+        name="flip",
+        verbose=False,
+    )
     assert run.config["train"]["tta"] == "flip"
     split = run.dataset().split("test")
     x = run.preprocessing(split.x)
     model = run.model()
-    logits = (keras.ops.convert_to_numpy(model(x, training=False))
-              + keras.ops.convert_to_numpy(model(x[:, :, ::-1], training=False))) / 2
+    logits = (
+        keras.ops.convert_to_numpy(model(x, training=False))
+        + keras.ops.convert_to_numpy(model(x[:, :, ::-1], training=False))
+    ) / 2
     by_hand = float(np.mean(logits.argmax(axis=1) == split.y))
     plain = float(np.mean(keras.ops.convert_to_numpy(model(x, training=False)).argmax(axis=1) == split.y))
     assert abs(run.metrics["accuracy"] - by_hand) < 1e-9

@@ -88,8 +88,18 @@ def select(contenders: list[Contender], keys: Iterable[str] | None) -> list[Cont
 
 def task_args(model: str, steps: int, repeats: int, warmup_steps: int, data: str = "synthetic") -> tuple[str, ...]:
     return (
-        "--model", model, "--batch-size", str(REFERENCE_BATCH[model]), "--steps", str(steps),
-        "--repeats", str(repeats), "--warmup-steps", str(warmup_steps), "--data", data,
+        "--model",
+        model,
+        "--batch-size",
+        str(REFERENCE_BATCH[model]),
+        "--steps",
+        str(steps),
+        "--repeats",
+        str(repeats),
+        "--warmup-steps",
+        str(warmup_steps),
+        "--data",
+        data,
     )
 
 
@@ -131,6 +141,7 @@ def _last_line(text: str) -> str:
 
 # ----------------------------------------------------------------------------- machine facts
 
+
 def measure_matmul(rounds: int = 3, function: str = "matmul_gflops") -> float:
     """Median over ``rounds`` fresh processes of :func:`cnnlab.bench.machine.matmul_gflops`
     (or ``bf16_matmul_gflops``); NaN when it cannot be measured."""
@@ -164,8 +175,16 @@ def training_flops(models: Iterable[str]) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- sections
 
-def throughput_section(models, budget: Budget, matmul: float, flops: dict, contenders_for=throughput_contenders,
-                       keys: Iterable[str] | None = None, log=print) -> tuple[list[Table], dict]:
+
+def throughput_section(
+    models,
+    budget: Budget,
+    matmul: float,
+    flops: dict,
+    contenders_for=throughput_contenders,
+    keys: Iterable[str] | None = None,
+    log=print,
+) -> tuple[list[Table], dict]:
     """Training images/s per network and contender, ratios to the plain baselines, % of matmul, peak RSS."""
     tables, raw = [], {}
     for model in models:
@@ -178,8 +197,16 @@ def throughput_section(models, budget: Budget, matmul: float, flops: dict, conte
         keras_rate, torch_rate = by_label.get("plain Keras (TF)"), by_label.get("plain PyTorch")
         table = Table(
             f"Training throughput: {model}, batch {REFERENCE_BATCH[model]}",
-            ["contender", "images/s (median)", "range", "vs plain Keras", "vs plain PyTorch", "% of matmul rate",
-             "images/CPU-s", "peak RSS MB"],
+            [
+                "contender",
+                "images/s (median)",
+                "range",
+                "vs plain Keras",
+                "vs plain PyTorch",
+                "% of matmul rate",
+                "images/CPU-s",
+                "peak RSS MB",
+            ],
         )
         for m in measurements:
             rate, values = m.median(), m.values("images_per_s")
@@ -187,14 +214,24 @@ def throughput_section(models, budget: Budget, matmul: float, flops: dict, conte
             share = None
             if rate and model in flops and matmul == matmul:  # NaN check: matmul not measured
                 share = 100 * rate * flops[model] / (matmul * 1e9)
-            table.rows.append([
-                m.contender.label, fmt(rate), spread, ratio(rate, keras_rate), ratio(rate, torch_rate),
-                fmt(share, ".1f"), fmt(m.median("images_per_cpu_s")), fmt(m.median_rss_mb()),
-            ])
+            table.rows.append(
+                [
+                    m.contender.label,
+                    fmt(rate),
+                    spread,
+                    ratio(rate, keras_rate),
+                    ratio(rate, torch_rate),
+                    fmt(share, ".1f"),
+                    fmt(m.median("images_per_cpu_s")),
+                    fmt(m.median_rss_mb()),
+                ]
+            )
         if model in flops:
-            table.notes.append(f"Training FLOPs/image = 3 x forward = {flops[model] / 1e6:,.1f} MFLOP. "
-                               "images/CPU-s: per second of the process's CPU time (all threads), "
-                               "less disturbed by other jobs on a shared machine.")
+            table.notes.append(
+                f"Training FLOPs/image = 3 x forward = {flops[model] / 1e6:,.1f} MFLOP. "
+                "images/CPU-s: per second of the process's CPU time (all threads), "
+                "less disturbed by other jobs on a shared machine."
+            )
         tables.append(table)
     return tables, raw
 
@@ -234,8 +271,10 @@ def memory_section(models, budget: Budget, workdir: Path, keys=None, log=print) 
             spread = f"{min(rss):,.0f}-{max(rss):,.0f}" if rss else "failed: " + "; ".join(m.errors[:1])
             median = statistics.median(rss) if rss else None
             table.rows.append([model, DATASETS[model], m.contender.label, fmt(median), spread])
-    table.notes.append("Plain baselines convert the whole training set to float32 up front, as the tutorials do; "
-                       "cnnlab keeps it as uint8 and converts each batch.")
+    table.notes.append(
+        "Plain baselines convert the whole training set to float32 up front, as the tutorials do; "
+        "cnnlab keeps it as uint8 and converts each batch."
+    )
     return [table]
 
 
@@ -247,7 +286,9 @@ def startup_contenders(predict_args: tuple[str, ...] | None) -> list[Contender]:
         Contender("python -c 'import cnnlab'", python_cmd("-c", "import cnnlab")),
     ]
     for backend in ("tensorflow", "jax", "torch"):
-        contenders.append(Contender(f"import keras ({backend})", python_cmd("-c", "import keras"), {"KERAS_BACKEND": backend}))
+        contenders.append(
+            Contender(f"import keras ({backend})", python_cmd("-c", "import keras"), {"KERAS_BACKEND": backend})
+        )
     contenders.append(Contender("import tensorflow", python_cmd("-c", "import tensorflow")))
     contenders.append(Contender("cnnlab info", cli + ("info",)))
     if predict_args:
@@ -332,11 +373,15 @@ def tuning_contenders(model: str) -> list[Contender]:
         Contender("tf fit, XLA (slow on CPU)", worker + ("--engine", "fit", "--jit", "on")),
         Contender("tf fit, spe 8, uint8 in", worker + ("--engine", "fit", "--spe", "8", "--input", "uint8")),
         Contender("tf fit, bf16", worker + ("--engine", "fit", "--precision", "mixed_bfloat16")),
-        Contender("tf fit, bf16, spe 8, uint8 in", worker + ("--engine", "fit", "--spe", "8", "--input", "uint8",
-                                                          "--precision", "mixed_bfloat16")),
+        Contender(
+            "tf fit, bf16, spe 8, uint8 in",
+            worker + ("--engine", "fit", "--spe", "8", "--input", "uint8", "--precision", "mixed_bfloat16"),
+        ),
         Contender("tf train_on_batch", worker + ("--engine", "train_on_batch")),
-        Contender("cnnlab engine, float32, 1 step/call", worker + ("--engine", "cnnlab", "--precision", "float32",
-                                                                "--spe", "1")),
+        Contender(
+            "cnnlab engine, float32, 1 step/call",
+            worker + ("--engine", "cnnlab", "--precision", "float32", "--spe", "1"),
+        ),
         Contender("cnnlab engine, float32", worker + ("--engine", "cnnlab", "--precision", "float32")),
         Contender("cnnlab engine, batch not split", worker + ("--engine", "cnnlab", "--split-batch", "1")),
         Contender("cnnlab engine (default)", worker + ("--engine", "cnnlab", "--backend", "tensorflow")),
@@ -356,8 +401,16 @@ def tuning_section(models, budget: Budget, matmul: float, flops: dict, log=print
 
 # ----------------------------------------------------------------------------- report
 
-def render_markdown(command: str, machine: dict, matmul: float, tables: list[Table], matmul_rounds: int = 3,
-                    bf16_matmul: float = float("nan"), note: str = "") -> str:
+
+def render_markdown(
+    command: str,
+    machine: dict,
+    matmul: float,
+    tables: list[Table],
+    matmul_rounds: int = 3,
+    bf16_matmul: float = float("nan"),
+    note: str = "",
+) -> str:
     """docs/benchmarks.md: how it was produced, on what, then the tables."""
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     lines = [
@@ -370,9 +423,14 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         "```",
         "",
         *([f"> {note}", ""] if note else []),
-        *([f"- Host CPU steal during the run: {machine['steal']:.1%} of CPU time"
-           + (" (**noisy: compare ratios within this run only**)" if machine["steal"] > 0.05 else "")]
-          if machine.get("steal") is not None else []),
+        *(
+            [
+                f"- Host CPU steal during the run: {machine['steal']:.1%} of CPU time"
+                + (" (**noisy: compare ratios within this run only**)" if machine["steal"] > 0.05 else "")
+            ]
+            if machine.get("steal") is not None
+            else []
+        ),
         f"- Device: **{machine['device']}**; CPU: {machine['cpu']}, {machine['cores']} cores usable, "
         f"{machine['memory_gb']} GB RAM; {machine['os']}, Python {machine['python']}",
         f"- Libraries: {versions}",
@@ -389,8 +447,13 @@ def render_markdown(command: str, machine: dict, matmul: float, tables: list[Tab
         "See docs/performance.md for what these figures decided.",
     ]
     for table in tables:
-        lines += ["", f"## {table.title}", "", "| " + " | ".join(table.columns) + " |",
-                  "|" + "|".join("---" for _ in table.columns) + "|"]
+        lines += [
+            "",
+            f"## {table.title}",
+            "",
+            "| " + " | ".join(table.columns) + " |",
+            "|" + "|".join("---" for _ in table.columns) + "|",
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in table.rows]
         if table.notes:
             lines += [""] + [f"{note}" for note in table.notes]

@@ -69,7 +69,9 @@ def matmul_gflops(n: int = 2048, repeats: int = 7, dtype=np.float32) -> float:
 def cpu_model() -> str:
     """The CPU's marketing name (``lscpu``'s "Model name"), else ``platform.processor()``."""
     try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}).stdout
+        text = subprocess.run(
+            ["lscpu"], capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         text = ""
     for line in text.splitlines():
@@ -117,9 +119,7 @@ def machine_info() -> dict:
         "bf16_units": sorted(cpu_flags() & BF16_CPU_FLAGS),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
-        "versions": {
-            name: _version(name) for name in ("numpy", "keras", "tensorflow", "jax", "jaxlib", "torch")
-        },
+        "versions": {name: _version(name) for name in ("numpy", "keras", "tensorflow", "jax", "jaxlib", "torch")},
     }
 
 

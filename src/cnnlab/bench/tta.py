@@ -60,14 +60,20 @@ def select_tasks(datasets=None, recipes=None, tasks=TASKS) -> list[Task]:
     """
     from cnnlab.errors import ConfigError
 
-    for option, names, known in (("--dataset", datasets, {t.dataset for t in tasks}),
-                                 ("--recipe", recipes, {r for t in tasks for r in t.recipes})):
+    for option, names, known in (
+        ("--dataset", datasets, {t.dataset for t in tasks}),
+        ("--recipe", recipes, {r for t in tasks for r in t.recipes}),
+    ):
         wrong = [n for n in names or () if n not in known]
         if wrong:
-            raise ConfigError(f"{option}: no time-to-accuracy task for {wrong[0]!r}; "
-                              f"expected one of {', '.join(sorted(known))}")
-    return [t for t in tasks if (not datasets or t.dataset in datasets)
-            and (not recipes or any(r in recipes for r in t.recipes))]
+            raise ConfigError(
+                f"{option}: no time-to-accuracy task for {wrong[0]!r}; expected one of {', '.join(sorted(known))}"
+            )
+    return [
+        t
+        for t in tasks
+        if (not datasets or t.dataset in datasets) and (not recipes or any(r in recipes for r in t.recipes))
+    ]
 
 
 # Drives cnnlab.train in a fresh process and prints the run's clock and accuracies as one result line.
@@ -89,9 +95,20 @@ def tta_contenders(task: Task, seed: int, runs_dir: Path, baseline: bool = True)
     """The plain-Keras baseline (when ``baseline``) and the cnnlab recipes, for one seed."""
     cap = ("--max-seconds", str(task.max_seconds)) if task.max_seconds else ()
     plain = module_cmd(
-        "plain_keras", "--model", task.plain_model, "--data", "real",
-        "--dataset", task.dataset, "--target-accuracy", str(task.target), "--max-epochs", str(task.max_epochs),
-        *cap, "--seed", str(seed),
+        "plain_keras",
+        "--model",
+        task.plain_model,
+        "--data",
+        "real",
+        "--dataset",
+        task.dataset,
+        "--target-accuracy",
+        str(task.target),
+        "--max-epochs",
+        str(task.max_epochs),
+        *cap,
+        "--seed",
+        str(seed),
     )
     contenders = [Contender(f"plain Keras {task.plain_model}", plain, key="plain-keras")] if baseline else []
     for recipe in task.recipes:
@@ -125,25 +142,42 @@ def tta_section(budget: Budget, tasks=TASKS, log=print) -> list[Table]:
         for label, rows in results.items():
             seconds = _median_of(rows, "seconds_to_target")
             accuracies = [r["test_accuracy"] for r in rows if r.get("test_accuracy") is not None]
-            acc = (f"{statistics.mean(accuracies):.4f} ({min(accuracies):.4f}-{max(accuracies):.4f})"
-                   if accuracies else "failed")
+            acc = (
+                f"{statistics.mean(accuracies):.4f} ({min(accuracies):.4f}-{max(accuracies):.4f})"
+                if accuracies
+                else "failed"
+            )
             if seconds and plain_time:
                 ratio = f"{plain_time / seconds:.1f}x faster"
             elif seconds and plain_floor and label != next(iter(results)):
                 ratio = f"> {plain_floor / seconds:.1f}x faster (plain Keras never reached it)"
             else:
                 ratio = "n/a"
-            table.rows.append([task.dataset, f"{task.target:.2%}", label, fmt(seconds, ".1f"), acc,
-                               fmt(_median_of(rows, "train_seconds"), ".1f"), ratio])
+            table.rows.append(
+                [
+                    task.dataset,
+                    f"{task.target:.2%}",
+                    label,
+                    fmt(seconds, ".1f"),
+                    acc,
+                    fmt(_median_of(rows, "train_seconds"), ".1f"),
+                    ratio,
+                ]
+            )
     capped = [f"{t.dataset} after {t.max_seconds:.0f} s" for t in tasks if t.max_seconds]
     if capped:
-        table.notes.append("plain Keras is stopped at the end of the epoch that passes a time cap ("
-                           + ", ".join(capped) + "); if it has not reached the target by then, it shows n/a.")
+        table.notes.append(
+            "plain Keras is stopped at the end of the epoch that passes a time cap ("
+            + ", ".join(capped)
+            + "); if it has not reached the target by then, it shows n/a."
+        )
     if budget.baseline_rounds is not None and budget.baseline_rounds < budget.rounds:
         table.notes.append(f"plain Keras ran for the first {budget.baseline_rounds} seed(s) only (--baseline-rounds).")
-    table.notes.append("plain Keras: test accuracy after each epoch, evaluation time excluded; cnnlab: the run's "
-                       "clock at the end of the first epoch whose validation accuracy reached the target, or for "
-                       "a recipe without validation set its whole training time when its test accuracy reached it.")
+    table.notes.append(
+        "plain Keras: test accuracy after each epoch, evaluation time excluded; cnnlab: the run's "
+        "clock at the end of the first epoch whose validation accuracy reached the target, or for "
+        "a recipe without validation set its whole training time when its test accuracy reached it."
+    )
     return [table]
 
 

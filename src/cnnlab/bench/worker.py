@@ -25,28 +25,36 @@ from __future__ import annotations
 import os
 import time
 
-from cnnlab.constants import BACKENDS, PRECISIONS
 from cnnlab.bench.protocol import LEARNING_RATES, NUM_CLASSES, emit, load_images, parse_args, time_segments
+from cnnlab.constants import BACKENDS, PRECISIONS
 
 
 def _extra_options(parser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--engine", choices=("fit", "train_on_batch", "cnnlab"), default="fit")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--spe", type=int, default=0,
-                        help="steps_per_execution (0: 1 for fit / train_on_batch, automatic for cnnlab)")
+    parser.add_argument(
+        "--spe", type=int, default=0, help="steps_per_execution (0: 1 for fit / train_on_batch, automatic for cnnlab)"
+    )
     parser.add_argument("--input", choices=("float32", "uint8"), default="float32")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="Keras dtype policy (default: cnnlab's 'auto' for --engine cnnlab, else float32)")
-    parser.add_argument("--split-batch", type=int, default=0,
-                        help="--engine cnnlab: parts per batch computed at once (0: cnnlab's auto)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="Keras dtype policy (default: cnnlab's 'auto' for --engine cnnlab, else float32)",
+    )
+    parser.add_argument(
+        "--split-batch",
+        type=int,
+        default=0,
+        help="--engine cnnlab: parts per batch computed at once (0: cnnlab's auto)",
+    )
 
 
 def build_model(name: str, keras, uint8_input: bool):
     """cnnlab's model ``name``; with ``uint8_input`` wrapped so it takes uint8 images and scales them."""
-    from cnnlab.models import create_model
-
     from cnnlab.bench.protocol import INPUT_SHAPES
+    from cnnlab.models import create_model
 
     shape = INPUT_SHAPES[name]
     net = create_model(name, input_shape=shape, num_classes=NUM_CLASSES)
@@ -69,9 +77,15 @@ def cnnlab_engine(args, x_uint8, y):
     from cnnlab.training.engines import KerasEngine
     from cnnlab.training.loop import steps_per_call
 
-    config = TrainConfig(model=args.model, dataset="synthetic", batch_size=args.batch_size,
-                         optimizer="adam", lr=LEARNING_RATES[args.model], precision=args.precision or "auto",
-                         split_batch=args.split_batch)
+    config = TrainConfig(
+        model=args.model,
+        dataset="synthetic",
+        batch_size=args.batch_size,
+        optimizer="adam",
+        lr=LEARNING_RATES[args.model],
+        precision=args.precision or "auto",
+        split_batch=args.split_batch,
+    )
     start_runtime(config)  # the same resolution as a training run's
     args.split_batch = config.split_batch
     engine = KerasEngine(config, x_uint8.shape[1:], NUM_CLASSES, total_steps=10**6)
@@ -113,12 +127,21 @@ def main() -> None:
     train(args.warmup_steps * args.batch_size)
     warmup_s = time.perf_counter() - started
     rates = time_segments(lambda: train(images), images, args.repeats)
-    emit({
-        "contender": "cnnlab-worker", "backend": keras.backend.backend(), "engine": args.engine, "jit": args.jit,
-        "spe": args.spe, "input": args.input, "precision": args.precision,
-        "split_batch": args.split_batch if args.engine == "cnnlab" else None, "jit_resolved": str(getattr(model, "jit_compile", None)),
-        **rates, "warmup_s": warmup_s,
-    })
+    emit(
+        {
+            "contender": "cnnlab-worker",
+            "backend": keras.backend.backend(),
+            "engine": args.engine,
+            "jit": args.jit,
+            "spe": args.spe,
+            "input": args.input,
+            "precision": args.precision,
+            "split_batch": args.split_batch if args.engine == "cnnlab" else None,
+            "jit_resolved": str(getattr(model, "jit_compile", None)),
+            **rates,
+            "warmup_s": warmup_s,
+        }
+    )
 
 
 def keras_engine(args, keras, x_uint8, y):

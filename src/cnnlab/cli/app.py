@@ -23,8 +23,18 @@ import typer
 from cnnlab.errors import CnnlabError
 
 # Modules under cnnlab.cli that add commands; each defines register(app).
-COMMAND_MODULES = ("info", "data_cmds", "inspect_cmds", "model_cmds", "train_cmds", "run_cmds", "bench_cmds",
-                   "explain_cmds", "serve_cmds", "launch_cmds")
+COMMAND_MODULES = (
+    "info",
+    "data_cmds",
+    "inspect_cmds",
+    "model_cmds",
+    "train_cmds",
+    "run_cmds",
+    "bench_cmds",
+    "explain_cmds",
+    "serve_cmds",
+    "launch_cmds",
+)
 
 app = typer.Typer(
     name="cnnlab",
@@ -41,7 +51,10 @@ _debug = False
 @app.callback()
 def _root(
     backend: Optional[str] = typer.Option(
-        None, "--backend", metavar="NAME", help="Keras backend: tensorflow (default), jax or torch. Same as $KERAS_BACKEND."
+        None,
+        "--backend",
+        metavar="NAME",
+        help="Keras backend: tensorflow (default), jax or torch. Same as $KERAS_BACKEND.",
     ),
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", metavar="DIR", help="Where datasets live. Default: $CNNLAB_DATA_DIR, else ~/.cache/cnnlab."
@@ -111,7 +124,7 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return [*argv[:i], *hoisted, argv[i], *rest]
 
 
-def _usage_error_line(exc: "typer.TyperException") -> str:
+def _usage_error_line(exc: typer.TyperException) -> str:
     """Typer/Click usage errors as one line: the message and where to look for help."""
     message = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)

@@ -17,24 +17,48 @@ def register(app: typer.Typer) -> None:
 def bench(
     quick: bool = typer.Option(False, "--quick", help="One round, short segments: a smoke run, not figures to quote."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="SECTION", help=SECTIONS_HELP),
-    model: Optional[List[str]] = typer.Option(None, "--model", metavar="NAME", help="lenet5, mnist_cnn, vgg_bn (repeatable). Default: all three."),
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", metavar="NAME", help="lenet5, mnist_cnn, vgg_bn (repeatable). Default: all three."
+    ),
     contender: Optional[List[str]] = typer.Option(
-        None, "--contender", metavar="KEY",
+        None,
+        "--contender",
+        metavar="KEY",
         help="plain-keras, plain-torch, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch (repeatable). Default: all.",
     ),
     dataset: Optional[List[str]] = typer.Option(
-        None, "--dataset", metavar="NAME", help="tta only: mnist, fashion_mnist, cifar10_jpg (repeatable). Default: all."),
+        None,
+        "--dataset",
+        metavar="NAME",
+        help="tta only: mnist, fashion_mnist, cifar10_jpg (repeatable). Default: all.",
+    ),
     recipe: Optional[List[str]] = typer.Option(
-        None, "--recipe", metavar="NAME", help="tta only: the tasks of these fast recipes, e.g. fast-cifar10 (repeatable). Default: all."),
+        None,
+        "--recipe",
+        metavar="NAME",
+        help="tta only: the tasks of these fast recipes, e.g. fast-cifar10 (repeatable). Default: all.",
+    ),
     rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Rounds of alternation (default 3, --quick 1)."),
     steps: Optional[int] = typer.Option(
-        None, "--steps", min=1, metavar="N",
-        help="throughput/tuning: training steps per timed segment, every network (default: ~1-3 s of work each)."),
+        None,
+        "--steps",
+        min=1,
+        metavar="N",
+        help="throughput/tuning: training steps per timed segment, every network (default: ~1-3 s of work each).",
+    ),
     baseline_rounds: Optional[int] = typer.Option(
-        None, "--baseline-rounds", min=1, metavar="N",
-        help="tta only: run the plain-Keras baseline for the first N seeds only (default: every round)."),
-    note: str = typer.Option("", "--note", metavar="TEXT", help="A line to put at the top of the report (e.g. the machine's state)."),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the markdown report here, e.g. docs/benchmarks.md."),
+        None,
+        "--baseline-rounds",
+        min=1,
+        metavar="N",
+        help="tta only: run the plain-Keras baseline for the first N seeds only (default: every round).",
+    ),
+    note: str = typer.Option(
+        "", "--note", metavar="TEXT", help="A line to put at the top of the report (e.g. the machine's state)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", metavar="FILE", help="Write the markdown report here, e.g. docs/benchmarks.md."
+    ),
 ) -> None:
     """Compare cnnlab with plain Keras and plain PyTorch, side by side, in fresh processes.
 
@@ -51,6 +75,16 @@ def bench(
     budget.baseline_rounds = baseline_rounds
     budget.segment_steps = steps
     command = "cnnlab " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    run_benchmark(only=only, quick=quick, out=out, models=model or NETWORKS, budget=budget, contenders=contender,
-                  command=command, note=note, log=typer.echo, tta_datasets=dataset,
-                  tta_recipes=recipe)
+    run_benchmark(
+        only=only,
+        quick=quick,
+        out=out,
+        models=model or NETWORKS,
+        budget=budget,
+        contenders=contender,
+        command=command,
+        note=note,
+        log=typer.echo,
+        tta_datasets=dataset,
+        tta_recipes=recipe,
+    )

@@ -19,8 +19,16 @@ def register(app: typer.Typer) -> None:
 
         infos = list_datasets()
         if json_output:
-            rows = [{"name": i.name, "description": i.description, "files": i.files, "present": i.present,
-                     "location": None if i.location is None else str(i.location)} for i in infos]
+            rows = [
+                {
+                    "name": i.name,
+                    "description": i.description,
+                    "files": i.files,
+                    "present": i.present,
+                    "location": None if i.location is None else str(i.location),
+                }
+                for i in infos
+            ]
             typer.echo(json.dumps(rows, indent=2))
             return
         from rich.console import Console

@@ -11,8 +11,8 @@ def register(app: typer.Typer) -> None:
         """Show cnnlab, Keras and backend versions, CPU threads, accelerators and the data directory."""
         import json
 
-        from cnnlab.runtime import describe
         from cnnlab.paths import resolve_data_dir
+        from cnnlab.runtime import describe
 
         facts = describe()
         data_dir = resolve_data_dir()

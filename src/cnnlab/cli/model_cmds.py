@@ -34,8 +34,9 @@ def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_command(
         pattern: str = typer.Argument("*", help="Shell-style filter on model names, e.g. 'resnet*'."),
-        markdown: Optional[Path] = typer.Option(None, "--markdown", metavar="FILE",
-                                                help="Write the docs/models.md page to FILE instead."),
+        markdown: Optional[Path] = typer.Option(
+            None, "--markdown", metavar="FILE", help="Write the docs/models.md page to FILE instead."
+        ),
     ) -> None:
         """List the model zoo: input, parameters, FLOPs per image, description and paper."""
         from rich.console import Console
@@ -74,15 +75,23 @@ def register(app: typer.Typer) -> None:
     @app.command("summary")
     def summary_command(
         model: str = typer.Argument(..., help="Model name (see `cnnlab models`)."),
-        dataset: Optional[str] = typer.Option(None, "--dataset", "-d", metavar="NAME",
-                                              help="Take the input shape and class count from this dataset."),
-        input_shape: Optional[str] = typer.Option(None, "--input-shape", metavar="H,W,C",
-                                                  help="Input shape, e.g. 32,32,3 (default: the model's)."),
-        num_classes: Optional[int] = typer.Option(None, "--num-classes", "-n", metavar="N",
-                                                  help="Number of classes (default: the dataset's, else 10)."),
-        option: List[str] = typer.Option([], "--model-option", "--option", "-o", metavar="KEY=VALUE",
-                                         help="A builder option, e.g. --model-option width=8 (repeatable; "
-                                         "values are TOML: true, 8, 0.5, \"text\")."),
+        dataset: Optional[str] = typer.Option(
+            None, "--dataset", "-d", metavar="NAME", help="Take the input shape and class count from this dataset."
+        ),
+        input_shape: Optional[str] = typer.Option(
+            None, "--input-shape", metavar="H,W,C", help="Input shape, e.g. 32,32,3 (default: the model's)."
+        ),
+        num_classes: Optional[int] = typer.Option(
+            None, "--num-classes", "-n", metavar="N", help="Number of classes (default: the dataset's, else 10)."
+        ),
+        option: List[str] = typer.Option(
+            [],
+            "--model-option",
+            "--option",
+            "-o",
+            metavar="KEY=VALUE",
+            help='A builder option, e.g. --model-option width=8 (repeatable; values are TOML: true, 8, 0.5, "text").',
+        ),
     ) -> None:
         """Print a model's layer table, parameter counts and forward FLOPs per image."""
         if dataset is not None and input_shape is not None:

@@ -23,8 +23,15 @@ CHECKPOINT_HELP = "Which weights: final (model.keras), best or latest checkpoint
 DEMO_MODEL = "lenet5"
 DEMO_DATASET = "digits"
 DEMO_EPOCHS = 12
-DEMO_OPTIONS = dict(pad=2, val_split=0.1, batch_size=32, optimizer="adam", lr=1e-3, seed=0,
-                    augmentation={"shift": 0.1, "rotation": 10, "zoom": 0.1})
+DEMO_OPTIONS = dict(
+    pad=2,
+    val_split=0.1,
+    batch_size=32,
+    optimizer="adam",
+    lr=1e-3,
+    seed=0,
+    augmentation={"shift": 0.1, "rotation": 10, "zoom": 0.1},
+)
 DEMO_DIGITS = 2  # test digits written to PNG files and predicted
 
 
@@ -91,7 +98,9 @@ def export(
     run: Path = typer.Argument(..., metavar="RUN", help="Run folder."),
     format: str = typer.Option("keras", "--format", metavar="keras|saved_model|onnx", help="Export format."),
     out: Optional[Path] = typer.Option(
-        None, "--out", metavar="PATH",
+        None,
+        "--out",
+        metavar="PATH",
         help="Where to write it. Default: RUN/export/model.keras, RUN/export/saved_model or RUN/export/model.onnx.",
     ),
     checkpoint: str = typer.Option("final", "--checkpoint", metavar="final|best|latest", help=CHECKPOINT_HELP),
@@ -147,10 +156,17 @@ def _demo_data(out: Path, say):
     _step(say, 1, "Data")
     data = load_dataset(DEMO_DATASET, val_split=DEMO_OPTIONS["val_split"])
     height, width, channels = data.input_shape
-    say(f"  {data.name}: {len(data.train)} training, {len(data.val)} validation, {len(data.test)} test images "
-        f"of {height}x{width}x{channels}, {data.num_classes} classes")
-    grid = image_grid(data.train.x[:32], [data.class_names[y] for y in data.train.y[:32]],
-                      out / "digits-samples.png", columns=8, suptitle="digits: training samples")
+    say(
+        f"  {data.name}: {len(data.train)} training, {len(data.val)} validation, {len(data.test)} test images "
+        f"of {height}x{width}x{channels}, {data.num_classes} classes"
+    )
+    grid = image_grid(
+        data.train.x[:32],
+        [data.class_names[y] for y in data.train.y[:32]],
+        out / "digits-samples.png",
+        columns=8,
+        suptitle="digits: training samples",
+    )
     say(f"  sample grid -> {grid}")
     return data
 
@@ -160,8 +176,12 @@ def _demo_train(out: Path, epochs: int, say):
 
     options = DEMO_OPTIONS
     augmentation = ", ".join(f"{key} {value}" for key, value in options["augmentation"].items())
-    _step(say, 2, f"Training {DEMO_MODEL} for {epochs} epochs (Adam {options['lr']:g}, batch {options['batch_size']}, "
-                  f"seed {options['seed']}, augmentation: {augmentation})")
+    _step(
+        say,
+        2,
+        f"Training {DEMO_MODEL} for {epochs} epochs (Adam {options['lr']:g}, batch {options['batch_size']}, "
+        f"seed {options['seed']}, augmentation: {augmentation})",
+    )
     run = train(DEMO_MODEL, DEMO_DATASET, runs_dir=out / "runs", epochs=epochs, **options)
     say(f"  run folder -> {run.path}")
     return run

@@ -16,25 +16,45 @@ from typing import List, Optional
 
 import typer
 
-def _train(recipe: Optional[str], resume: Optional[Path], name: Optional[str], runs_dir: Path,
-           model_option: List[str], augment: Optional[str], quiet: bool, coordinator: Optional[str] = None,
-           num_processes: Optional[str] = None, process_id: Optional[str] = None, **options) -> None:
+
+def _train(
+    recipe: Optional[str],
+    resume: Optional[Path],
+    name: Optional[str],
+    runs_dir: Path,
+    model_option: List[str],
+    augment: Optional[str],
+    quiet: bool,
+    coordinator: Optional[str] = None,
+    num_processes: Optional[str] = None,
+    process_id: Optional[str] = None,
+    **options,
+) -> None:
     """Train a model (or a recipe, or resume a run) and write a run folder."""
     from cnnlab.backend import requested_backend
     from cnnlab.training import train
-
     from cnnlab.training.config import parse_key_values
 
     options = {k: v for k, v in options.items() if v is not None}
     if model_option:
         options["model_options"] = parse_key_values(model_option, "--model-option")
     if augment is not None:
-        options["augmentation"] = {} if augment.strip().lower() in ("", "none") else parse_key_values(
-            augment.split(","), "--augment")
+        options["augmentation"] = (
+            {} if augment.strip().lower() in ("", "none") else parse_key_values(augment.split(","), "--augment")
+        )
     if resume is None:
         options["backend"] = requested_backend()  # --backend / $KERAS_BACKEND, recorded in the config
-    run = train(recipe=recipe, resume=resume, name=name, runs_dir=runs_dir, verbose=not quiet,
-                coordinator=coordinator, num_processes=num_processes, process_id=process_id, **options)
+    run = train(
+        recipe=recipe,
+        resume=resume,
+        name=name,
+        runs_dir=runs_dir,
+        verbose=not quiet,
+        coordinator=coordinator,
+        num_processes=num_processes,
+        process_id=process_id,
+        **options,
+    )
     if run is not None:  # a distributed run's other processes write nothing
         typer.echo(f"run folder: {run.path}")
 
@@ -46,33 +66,118 @@ def _train_signature() -> inspect.Signature:
     option = inspect.Parameter.KEYWORD_ONLY
     run_panel = "run folder"
     fixed = [
-        inspect.Parameter("recipe", option, annotation=Optional[str], default=typer.Option(
-            None, "--recipe", metavar="NAME|FILE", rich_help_panel="model",
-            help="Recipe name (`cnnlab recipes`) or a TOML file; options override it.")),
-        inspect.Parameter("model_option", option, annotation=List[str], default=typer.Option(
-            [], "--model-option", metavar="KEY=VALUE", rich_help_panel="model",
-            help="Model builder option, repeatable; values are TOML (true, 8, 0.5, \"text\").")),
-        inspect.Parameter("augment", option, annotation=Optional[str], default=typer.Option(
-            None, "--augment", metavar="SPEC", rich_help_panel="data",
-            help="Augmentation as comma-separated KEY=VALUE pairs, e.g. shift=0.1,flip; or none.")),
-        inspect.Parameter("resume", option, annotation=Optional[Path], default=typer.Option(
-            None, "--resume", metavar="RUN", rich_help_panel=run_panel,
-            help="Continue a run folder from its latest checkpoint.")),
-        inspect.Parameter("name", option, annotation=Optional[str], default=typer.Option(
-            None, "--name", metavar="NAME", rich_help_panel=run_panel, help="Run folder name (default: MODEL-DATASET-DATE-TIME).")),
-        inspect.Parameter("runs_dir", option, annotation=Path, default=typer.Option(
-            Path("runs"), "--runs-dir", metavar="DIR", rich_help_panel=run_panel, help="Where run folders go.")),
-        inspect.Parameter("coordinator", option, annotation=Optional[str], default=typer.Option(
-            None, "--coordinator", metavar="HOST:PORT", rich_help_panel="runtime",
-            help="--distributed: process 0's address (default: $CNNLAB_COORDINATOR, or SLURM's first node).")),
-        inspect.Parameter("num_processes", option, annotation=Optional[str], default=typer.Option(
-            None, "--num-processes", metavar="N", rich_help_panel="runtime",
-            help="--distributed: how many processes (default: $CNNLAB_NUM_PROCESSES or $SLURM_NTASKS).")),
-        inspect.Parameter("process_id", option, annotation=Optional[str], default=typer.Option(
-            None, "--process-id", metavar="K", rich_help_panel="runtime",
-            help="--distributed: this process, 0 to N-1 (default: $CNNLAB_PROCESS_ID or $SLURM_PROCID).")),
-        inspect.Parameter("quiet", option, annotation=bool, default=typer.Option(
-            False, "--quiet", "-q", metavar="", rich_help_panel=run_panel, help="Only the final line.")),
+        inspect.Parameter(
+            "recipe",
+            option,
+            annotation=Optional[str],
+            default=typer.Option(
+                None,
+                "--recipe",
+                metavar="NAME|FILE",
+                rich_help_panel="model",
+                help="Recipe name (`cnnlab recipes`) or a TOML file; options override it.",
+            ),
+        ),
+        inspect.Parameter(
+            "model_option",
+            option,
+            annotation=List[str],
+            default=typer.Option(
+                [],
+                "--model-option",
+                metavar="KEY=VALUE",
+                rich_help_panel="model",
+                help='Model builder option, repeatable; values are TOML (true, 8, 0.5, "text").',
+            ),
+        ),
+        inspect.Parameter(
+            "augment",
+            option,
+            annotation=Optional[str],
+            default=typer.Option(
+                None,
+                "--augment",
+                metavar="SPEC",
+                rich_help_panel="data",
+                help="Augmentation as comma-separated KEY=VALUE pairs, e.g. shift=0.1,flip; or none.",
+            ),
+        ),
+        inspect.Parameter(
+            "resume",
+            option,
+            annotation=Optional[Path],
+            default=typer.Option(
+                None,
+                "--resume",
+                metavar="RUN",
+                rich_help_panel=run_panel,
+                help="Continue a run folder from its latest checkpoint.",
+            ),
+        ),
+        inspect.Parameter(
+            "name",
+            option,
+            annotation=Optional[str],
+            default=typer.Option(
+                None,
+                "--name",
+                metavar="NAME",
+                rich_help_panel=run_panel,
+                help="Run folder name (default: MODEL-DATASET-DATE-TIME).",
+            ),
+        ),
+        inspect.Parameter(
+            "runs_dir",
+            option,
+            annotation=Path,
+            default=typer.Option(
+                Path("runs"), "--runs-dir", metavar="DIR", rich_help_panel=run_panel, help="Where run folders go."
+            ),
+        ),
+        inspect.Parameter(
+            "coordinator",
+            option,
+            annotation=Optional[str],
+            default=typer.Option(
+                None,
+                "--coordinator",
+                metavar="HOST:PORT",
+                rich_help_panel="runtime",
+                help="--distributed: process 0's address (default: $CNNLAB_COORDINATOR, or SLURM's first node).",
+            ),
+        ),
+        inspect.Parameter(
+            "num_processes",
+            option,
+            annotation=Optional[str],
+            default=typer.Option(
+                None,
+                "--num-processes",
+                metavar="N",
+                rich_help_panel="runtime",
+                help="--distributed: how many processes (default: $CNNLAB_NUM_PROCESSES or $SLURM_NTASKS).",
+            ),
+        ),
+        inspect.Parameter(
+            "process_id",
+            option,
+            annotation=Optional[str],
+            default=typer.Option(
+                None,
+                "--process-id",
+                metavar="K",
+                rich_help_panel="runtime",
+                help="--distributed: this process, 0 to N-1 (default: $CNNLAB_PROCESS_ID or $SLURM_PROCID).",
+            ),
+        ),
+        inspect.Parameter(
+            "quiet",
+            option,
+            annotation=bool,
+            default=typer.Option(
+                False, "--quiet", "-q", metavar="", rich_help_panel=run_panel, help="Only the final line."
+            ),
+        ),
     ]
     generated = _schema_parameters(CLI_OPTIONS)
     # The panels in the schema's order (Typer shows them in the order it first meets them), run folder last.
@@ -89,12 +194,24 @@ def _schema_parameters(options) -> list[inspect.Parameter]:
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         help_text = meta["help"] + (f" Default: {shown}." if default not in (None, "") else "")
         if isinstance(default, bool):  # a flag pair; None = not given (the recipe's or the default value)
-            parameter = typer.Option(None, f"{cli_flag}/--no-{cli_flag[2:]}", metavar="",
-                                     rich_help_panel=meta["panel"], help=help_text, show_default=False)
+            parameter = typer.Option(
+                None,
+                f"{cli_flag}/--no-{cli_flag[2:]}",
+                metavar="",
+                rich_help_panel=meta["panel"],
+                help=help_text,
+                show_default=False,
+            )
             annotation = Optional[bool]
         else:
-            parameter = typer.Option(None, cli_flag, metavar=meta["metavar"], rich_help_panel=meta["panel"],
-                                     help=help_text, show_default=False)
+            parameter = typer.Option(
+                None,
+                cli_flag,
+                metavar=meta["metavar"],
+                rich_help_panel=meta["panel"],
+                help=help_text,
+                show_default=False,
+            )
             annotation = Optional[str]
         generated.append(inspect.Parameter(name, option, annotation=annotation, default=parameter))
     return generated
@@ -102,13 +219,37 @@ def _schema_parameters(options) -> list[inspect.Parameter]:
 
 # What `cnnlab lr-find` does not take from the schema: it sets the rate itself, runs --steps steps of
 # its ramp, validates nothing, writes no run folder and keeps no moving average.
-LR_FIND_SKIPS = ("lr", "schedule", "warmup_steps", "decay_every", "decay_rate", "min_lr", "epochs", "validate_every",
-                 "early_stopping", "monitor", "min_delta", "checkpoint_every", "restore_best", "ema", "unfreeze_at",
-                 "backbone_lr_mult", "tta")
+LR_FIND_SKIPS = (
+    "lr",
+    "schedule",
+    "warmup_steps",
+    "decay_every",
+    "decay_rate",
+    "min_lr",
+    "epochs",
+    "validate_every",
+    "early_stopping",
+    "monitor",
+    "min_delta",
+    "checkpoint_every",
+    "restore_best",
+    "ema",
+    "unfreeze_at",
+    "backbone_lr_mult",
+    "tta",
+)
 
 
-def _lr_find(recipe: Optional[str], model_option: List[str], augment: Optional[str], start_lr: str, end_lr: str,
-             out: Path, quiet: bool, **options) -> None:
+def _lr_find(
+    recipe: Optional[str],
+    model_option: List[str],
+    augment: Optional[str],
+    start_lr: str,
+    end_lr: str,
+    out: Path,
+    quiet: bool,
+    **options,
+) -> None:
     """The learning-rate range test (Smith 2017): an exponential ramp of the rate, a smoothed loss curve
     (lr-find.png), a suggested rate (lr-find.json); writes no run folder."""
     from cnnlab.backend import requested_backend
@@ -119,8 +260,9 @@ def _lr_find(recipe: Optional[str], model_option: List[str], augment: Optional[s
     if model_option:
         options["model_options"] = parse_key_values(model_option, "--model-option")
     if augment is not None:
-        options["augmentation"] = {} if augment.strip().lower() in ("", "none") else parse_key_values(
-            augment.split(","), "--augment")
+        options["augmentation"] = (
+            {} if augment.strip().lower() in ("", "none") else parse_key_values(augment.split(","), "--augment")
+        )
     options["backend"] = requested_backend()
     rates = {}
     for name, text in (("start_lr", start_lr), ("end_lr", end_lr)):
@@ -144,15 +286,42 @@ def _lr_find_signature() -> inspect.Signature:
     train = _train_signature().parameters
     kept = {name: spec for name, spec in CLI_OPTIONS.items() if name not in LR_FIND_SKIPS}
     ramp = [
-        inspect.Parameter("start_lr", option, annotation=str, default=typer.Option(
-            "1e-7", "--start-lr", metavar="RATE", rich_help_panel="range test", help="First rate of the ramp.")),
-        inspect.Parameter("end_lr", option, annotation=str, default=typer.Option(
-            "10", "--end-lr", metavar="RATE", rich_help_panel="range test", help="Last rate of the ramp.")),
-        inspect.Parameter("out", option, annotation=Path, default=typer.Option(
-            Path("lr-find"), "--out", metavar="DIR", rich_help_panel="range test",
-            help="Folder for lr-find.png and lr-find.json.")),
-        inspect.Parameter("quiet", option, annotation=bool, default=typer.Option(
-            False, "--quiet", "-q", metavar="", rich_help_panel="range test", help="Only the suggested rate.")),
+        inspect.Parameter(
+            "start_lr",
+            option,
+            annotation=str,
+            default=typer.Option(
+                "1e-7", "--start-lr", metavar="RATE", rich_help_panel="range test", help="First rate of the ramp."
+            ),
+        ),
+        inspect.Parameter(
+            "end_lr",
+            option,
+            annotation=str,
+            default=typer.Option(
+                "10", "--end-lr", metavar="RATE", rich_help_panel="range test", help="Last rate of the ramp."
+            ),
+        ),
+        inspect.Parameter(
+            "out",
+            option,
+            annotation=Path,
+            default=typer.Option(
+                Path("lr-find"),
+                "--out",
+                metavar="DIR",
+                rich_help_panel="range test",
+                help="Folder for lr-find.png and lr-find.json.",
+            ),
+        ),
+        inspect.Parameter(
+            "quiet",
+            option,
+            annotation=bool,
+            default=typer.Option(
+                False, "--quiet", "-q", metavar="", rich_help_panel="range test", help="Only the suggested rate."
+            ),
+        ),
     ]
     generated = _schema_parameters(kept)
     for parameter in generated:
@@ -179,8 +348,10 @@ def _recipes() -> None:
     typer.echo(f"(in {recipe_path(names[0]).parent})")
 
 
-def _results(runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder of run folders."),
-             out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write Markdown here (default: print).")) -> None:
+def _results(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder of run folders."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write Markdown here (default: print)."),
+) -> None:
     """Summarise recipe runs against their reference figures (docs/results.md)."""
     from cnnlab.io import atomic_write_text, check_output_path
     from cnnlab.training.results import results_markdown

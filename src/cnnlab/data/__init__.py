@@ -10,8 +10,19 @@ from cnnlab.data.registry import list_datasets, load_dataset
 from cnnlab.data.splits import batch_indices, batches, one_hot, parse_val_split
 from cnnlab.data.types import Dataset, DatasetInfo, Split
 
-__all__ = ["Dataset", "DatasetInfo", "Split", "load_dataset", "list_datasets", "batches", "batch_indices",
-           "one_hot", "parse_val_split", "Preprocessing", "Augmentation"]
+__all__ = [
+    "Dataset",
+    "DatasetInfo",
+    "Split",
+    "load_dataset",
+    "list_datasets",
+    "batches",
+    "batch_indices",
+    "one_hot",
+    "parse_val_split",
+    "Preprocessing",
+    "Augmentation",
+]
 
 
 def __getattr__(name: str):

@@ -38,7 +38,9 @@ def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> str:
     if member.issym() or member.islnk():
         target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
         if member.linkname.startswith("/") or target.startswith(".."):
-            raise DataError(f"{archive}: member {member.name!r} links outside the archive ({member.linkname!r}); refusing the archive")
+            raise DataError(
+                f"{archive}: member {member.name!r} links outside the archive ({member.linkname!r}); refusing the archive"
+            )
     data_filter = getattr(tarfile, "data_filter", None)
     # Regular files are fully covered by the name check; data_filter (which resolves real paths,
     # slow over 60,000 members) judges the rest: links, devices, FIFOs.

@@ -42,8 +42,15 @@ FLIP_MODES = (False, True, "alternate")  # none, random (probability 1/2), alter
 class Augmentation:
     """Random shift / zoom / rotation / flip / pad-and-crop, applied as ``aug(x_uint8, rng)``."""
 
-    def __init__(self, shift: float = 0.0, zoom: float = 0.0, rotation: float = 0.0, flip: bool | str = False,
-                 crop_padding: int = 0, fill: str = "nearest"):
+    def __init__(
+        self,
+        shift: float = 0.0,
+        zoom: float = 0.0,
+        rotation: float = 0.0,
+        flip: bool | str = False,
+        crop_padding: int = 0,
+        fill: str = "nearest",
+    ):
         if fill not in FILL_MODES:
             raise DataError(f"fill: expected one of {', '.join(FILL_MODES)}, got {fill!r}")
         if not 0 <= float(shift) < 1:
@@ -66,8 +73,15 @@ class Augmentation:
         """False when every transformation is off (the call then returns a copy of its input)."""
         return bool(self.shift or self.zoom or self.rotation or self.flip or self.crop_padding)
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator | int | None = None, *, epoch: int | None = None,
-                 indices: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    def __call__(
+        self,
+        x: np.ndarray,
+        rng: np.random.Generator | int | None = None,
+        *,
+        epoch: int | None = None,
+        indices: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> np.ndarray:
         """A randomly transformed copy of the uint8 batch ``x`` (N, H, W, C).
 
         ``epoch``, ``indices`` (each image's row in the training set) and ``seed`` are used by
@@ -105,8 +119,10 @@ class Augmentation:
         elif self.flip:
             if self.flip == "alternate" and not getattr(self, "_warned", False):
                 self._warned = True
-                logger.warning("augmentation: flip='alternate' needs the epoch and the images' indices, which this "
-                               "caller does not pass; flipping at random instead")
+                logger.warning(
+                    "augmentation: flip='alternate' needs the epoch and the images' indices, which this "
+                    "caller does not pass; flipping at random instead"
+                )
             mirrored = (rng.random(n) < 0.5)[:, None, None]
             cols = np.where(mirrored, (w - 1) - cols, cols)
 
@@ -133,6 +149,7 @@ class Augmentation:
             tc = rng.uniform(-self.shift, self.shift, n) * w
         else:
             tr = tc = np.zeros(n)
+
         def per_image(values):
             return np.asarray(values, np.float32)[:, None, None]
 
@@ -146,11 +163,17 @@ class Augmentation:
         return src_r, src_c
 
     def to_dict(self) -> dict:
-        return {"shift": self.shift, "zoom": self.zoom, "rotation": self.rotation, "flip": self.flip,
-                "crop_padding": self.crop_padding, "fill": self.fill}
+        return {
+            "shift": self.shift,
+            "zoom": self.zoom,
+            "rotation": self.rotation,
+            "flip": self.flip,
+            "crop_padding": self.crop_padding,
+            "fill": self.fill,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Augmentation":
+    def from_dict(cls, data: dict | None) -> Augmentation:
         data = dict(data or {})
         unknown = set(data) - set(cls().to_dict())
         if unknown:
@@ -184,7 +207,7 @@ def _flip_mode(value) -> bool | str:
     words = {"false": False, "none": False, "true": True, "random": True, "alternate": "alternate"}
     if isinstance(value, str) and value.strip().lower() in words:
         return words[value.strip().lower()]
-    raise DataError(f"flip: expected true, false or \"alternate\", got {value!r}")
+    raise DataError(f'flip: expected true, false or "alternate", got {value!r}')
 
 
 def _fill_index(index: np.ndarray, size: int, mode: str) -> np.ndarray:

@@ -68,8 +68,18 @@ def safe_unpickle(data: bytes, source: str) -> object:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as exc:
         raise DataError(f"{source}: unsafe or invalid pickle ({exc})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, RecursionError,
-            MemoryError, struct.error) as exc:
+    except (
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+        struct.error,
+    ) as exc:
         raise DataError(f"{source}: not a valid CIFAR pickle ({type(exc).__name__}: {exc})") from None
 
 
@@ -78,7 +88,7 @@ class CifarLayout:
     """Where things are in one CIFAR variant."""
 
     source: Source
-    folder: str                 # inside the tarball and once extracted
+    folder: str  # inside the tarball and once extracted
     train: tuple[str, ...]
     test: tuple[str, ...]
     meta: str
@@ -86,10 +96,18 @@ class CifarLayout:
     names_key: bytes
 
 
-CIFAR10_LAYOUT = CifarLayout(CIFAR10, "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)),
-                             ("test_batch",), "batches.meta", b"labels", b"label_names")
-CIFAR100_LAYOUT = CifarLayout(CIFAR100, "cifar-100-python", ("train",), ("test",), "meta",
-                              b"fine_labels", b"fine_label_names")
+CIFAR10_LAYOUT = CifarLayout(
+    CIFAR10,
+    "cifar-10-batches-py",
+    tuple(f"data_batch_{i}" for i in range(1, 6)),
+    ("test_batch",),
+    "batches.meta",
+    b"labels",
+    b"label_names",
+)
+CIFAR100_LAYOUT = CifarLayout(
+    CIFAR100, "cifar-100-python", ("train",), ("test",), "meta", b"fine_labels", b"fine_label_names"
+)
 
 
 def missing(layout: CifarLayout, folder: Path) -> list[str]:
@@ -151,10 +169,13 @@ def _batch(content: bytes, source: str, layout: CifarLayout, num_classes: int) -
         raise DataError(f"{source}: expected a dict with b'data' and {layout.label_key!r}")
     data, labels = batch[b"data"], batch[layout.label_key]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{source}: b'data' must be a uint8 array (N, 3072), got "
-                        f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+        raise DataError(
+            f"{source}: b'data' must be a uint8 array (N, 3072), got "
+            f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}"
+        )
     if not isinstance(labels, (list, np.ndarray)) or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels
+    ):
         raise DataError(f"{source}: {layout.label_key!r} must be a list of integers")
     try:
         labels = np.asarray(labels, dtype=np.int64)

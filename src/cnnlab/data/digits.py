@@ -28,8 +28,12 @@ def load_digits_splits(splits=("train", "test")) -> tuple[Split, Split, dict]:
     cut = len(images) - n_test
     train = Split(images[:cut], labels[:cut]) if "train" in splits else Split.empty(images.shape[1:])
     test = Split(images[cut:], labels[cut:]) if "test" in splits else Split.empty(images.shape[1:])
-    meta = {"source": "sklearn.datasets.load_digits", "original_size": [8, 8],
-            "presented_as": f"{BOX}x{BOX} digit centred in {FRAME}x{FRAME}", "test": f"last {n_test} images"}
+    meta = {
+        "source": "sklearn.datasets.load_digits",
+        "original_size": [8, 8],
+        "presented_as": f"{BOX}x{BOX} digit centred in {FRAME}x{FRAME}",
+        "test": f"last {n_test} images",
+    }
     return train, test, meta
 
 
@@ -43,5 +47,5 @@ def upscale(images: np.ndarray, max_value: float) -> np.ndarray:
     big = zoom(scaled, (1, factor, factor), order=1, mode="grid-constant", grid_mode=True)
     pad = (FRAME - BOX) // 2
     framed = np.zeros((len(images), FRAME, FRAME, 1), np.uint8)
-    framed[:, pad:pad + BOX, pad:pad + BOX, 0] = np.clip(np.rint(big), 0, 255).astype(np.uint8)
+    framed[:, pad : pad + BOX, pad : pad + BOX, 0] = np.clip(np.rint(big), 0, 255).astype(np.uint8)
     return framed

@@ -19,7 +19,7 @@ from cnnlab.data.sources import FileSpec, Source, mirrors_for, missing_files_err
 from cnnlab.errors import DataError
 
 CHUNK = 1 << 16
-TIMEOUT = 30.0          # seconds without data before a mirror counts as dead
+TIMEOUT = 30.0  # seconds without data before a mirror counts as dead
 ATTEMPTS_PER_MIRROR = 3  # a cut transfer is resumed from the same mirror this often
 
 
@@ -27,8 +27,9 @@ class TransferError(Exception):
     """A mirror failed for this file (dead, refused, cut short, wrong content)."""
 
 
-def fetch_missing(source: Source, folder: Path, specs: list[FileSpec], mirrors: list[str] | None = None,
-                  progress: bool | None = None) -> None:
+def fetch_missing(
+    source: Source, folder: Path, specs: list[FileSpec], mirrors: list[str] | None = None, progress: bool | None = None
+) -> None:
     """Download ``specs`` into ``folder``; a one-line DataError naming the files if it cannot."""
     mirrors = mirrors if mirrors is not None else mirrors_for(source)
     names = [spec.name for spec in specs]
@@ -55,7 +56,7 @@ def _fetch_one(spec: FileSpec, folder: Path, mirrors: list[str], progress, sourc
             return
         except TransferError as exc:
             failures.append(f"{base}: {exc}")
-    pending = names[names.index(spec.name):]
+    pending = names[names.index(spec.name) :]
     raise missing_files_error(source, folder, pending, "all mirrors failed: " + "; ".join(failures))
 
 
@@ -134,8 +135,14 @@ class _progress_bar:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-        self.progress = Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                 console=Console(stderr=True), transient=False)
+        self.progress = Progress(
+            "{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.progress.start()
         task = self.progress.add_task(self.spec.name, total=self.spec.size, completed=self.done)
         return lambda n: self.progress.advance(task, n)

@@ -50,15 +50,28 @@ SIZE_SAMPLE = 1000  # images whose header is read to choose the default image si
 FLAT_LAYOUT, SPLIT_LAYOUT = "class folders", "train/ and test/ folders"
 
 
-def load_folder(path: Path, splits=("train", "test"), image_size=None, channels=None, color_mode=None,
-                class_names=None, skip_bad: bool = False, cache: bool = True, resize: str = "squash",
-                list_files: bool = False):
+def load_folder(
+    path: Path,
+    splits=("train", "test"),
+    image_size=None,
+    channels=None,
+    color_mode=None,
+    class_names=None,
+    skip_bad: bool = False,
+    cache: bool = True,
+    resize: str = "squash",
+    list_files: bool = False,
+):
     """(train, test or None, class_names, meta) of a class-folder image set.
 
     ``list_files`` adds ``meta["files"]``: {split: the file name of each image, in split order}.
     """
-    options = {"image_size": _size_option(image_size), "channels": _channels_option(channels, color_mode),
-               "skip_bad": bool(skip_bad), "resize": check_resize(resize)}
+    options = {
+        "image_size": _size_option(image_size),
+        "channels": _channels_option(channels, color_mode),
+        "skip_bad": bool(skip_bad),
+        "resize": check_resize(resize),
+    }
     fingerprint = _source_fingerprint(path) if cache else None
     loaded = {s: _read_cache(_cache_path(fingerprint, s, options)) for s in splits} if cache else {}
     loaded = {s: part for s, part in loaded.items() if part is not None}
@@ -156,10 +169,21 @@ def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, re
             labels.append(classes.index(layout["files"][name][1]))
             kept.append(name)
         x = np.stack(arrays) if arrays else np.zeros((0, *image_size, channels), np.uint8)
-        meta = {"source": str(path), "layout": layout["layout"], "image_size": list(image_size),
-                "channels": int(channels), "ignored_files": layout["ignored"], "skipped_bad": len(bad),
-                "skipped_examples": bad[:MAX_REPORTED_BAD], "resized": int(resized), "converted": int(converted),
-                "source_sizes": sizes, "source_modes": modes, "notes": notes, "files": kept}
+        meta = {
+            "source": str(path),
+            "layout": layout["layout"],
+            "image_size": list(image_size),
+            "channels": int(channels),
+            "ignored_files": layout["ignored"],
+            "skipped_bad": len(bad),
+            "skipped_examples": bad[:MAX_REPORTED_BAD],
+            "resized": int(resized),
+            "converted": int(converted),
+            "source_sizes": sizes,
+            "source_modes": modes,
+            "notes": notes,
+            "files": kept,
+        }
         result[split] = (Split(x, np.array(labels, np.int64)), classes, meta)
     return result
 
@@ -192,15 +216,19 @@ def default_image_size(path: Path, names: list[str], read) -> tuple[tuple[int, i
         return size, None
     how = "mixed sizes" if len(set(sizes)) > 1 else f"{sizes[0][0]}x{sizes[0][1]} images"
     capped = f", scaled to at most {MAX_DEFAULT_SIDE} pixels a side" if scale < 1 else ""
-    return size, (f"folder:{path}: {how} (median {height}x{width}{capped}); images are resized to "
-                  f"{size[0]}x{size[1]}; choose another size with image_size (--image-size)")
+    return size, (
+        f"folder:{path}: {how} (median {height}x{width}{capped}); images are resized to "
+        f"{size[0]}x{size[1]}; choose another size with image_size (--image-size)"
+    )
 
 
 def _file_source(path: Path):
     """(names, read(name) -> bytes): a folder is listed and read lazily; an archive is read in one
     pass (a .tar.gz has no random access), keeping only files with image extensions in memory."""
     if path.is_dir():
-        return list(archives.iter_names(path)), lambda name, keep=False: read_regular_bytes(path / name, limit_name="member_bytes")
+        return list(archives.iter_names(path)), lambda name, keep=False: read_regular_bytes(
+            path / name, limit_name="member_bytes"
+        )
     extensions = _image_extensions()
     contents = dict(archives.iter_files(path, keep=lambda n: os.path.splitext(n)[1].lower() in extensions))
 
@@ -235,21 +263,30 @@ def plan(path: Path, names: list[str]) -> dict:
             continue
         files[full] = (p[0] if has_splits else "train", p[-2])
     if not files:
-        raise DataError(f"folder:{path}: no images found; expected train/<class>/<image> and test/<class>/<image>, "
-                        f"or <class>/<image>")
+        raise DataError(
+            f"folder:{path}: no images found; expected train/<class>/<image> and test/<class>/<image>, "
+            f"or <class>/<image>"
+        )
     prefix = visible[0].split("/")[: len(visible[0].split("/")) - len(parts[0])]
     folders |= _empty_class_folders(path, prefix, has_splits)
     with_images = {"/".join((s, c) if has_splits else (c,)) for s, c in files.values()}
     empty = sorted(folders - with_images)
     if empty:
-        raise DataError(f"folder:{path}: class folder {empty[0]} has no images"
-                        + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""))
+        raise DataError(
+            f"folder:{path}: class folder {empty[0]} has no images"
+            + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "")
+        )
     class_names = sorted({cls for _, cls in files.values()})
     if len(class_names) < 2:
-        raise DataError(f"folder:{path}: only one class ({class_names[0]}); a classifier needs at least two "
-                        f"class folders")
-    return {"files": files, "class_names": class_names,
-            "layout": SPLIT_LAYOUT if has_splits else FLAT_LAYOUT, "ignored": ignored}
+        raise DataError(
+            f"folder:{path}: only one class ({class_names[0]}); a classifier needs at least two class folders"
+        )
+    return {
+        "files": files,
+        "class_names": class_names,
+        "layout": SPLIT_LAYOUT if has_splits else FLAT_LAYOUT,
+        "ignored": ignored,
+    }
 
 
 def _empty_class_folders(path: Path, prefix: list[str], has_splits: bool) -> set[str]:
@@ -312,7 +349,12 @@ def _cache_path(fingerprint: list, split: str, options: dict) -> Path:
 
 
 def _write_cache(file: Path, split: Split, classes: list[str], meta: dict) -> None:
-    arrays = {"x": split.x, "y": split.y, "class_names": np.array(classes, dtype=str), "meta": np.array(json.dumps(meta))}
+    arrays = {
+        "x": split.x,
+        "y": split.y,
+        "class_names": np.array(classes, dtype=str),
+        "meta": np.array(json.dumps(meta)),
+    }
     try:
         with atomic_path(file) as tmp:
             np.savez(tmp, **arrays)

@@ -39,7 +39,9 @@ def read_bytes(path: Path) -> bytes:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             data = stream.read(allowed + 1)
     except EOFError:
-        raise DataError(f"{path}: truncated gzip stream ({len(raw)} bytes; the download was probably cut short)") from None
+        raise DataError(
+            f"{path}: truncated gzip stream ({len(raw)} bytes; the download was probably cut short)"
+        ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(f"{path}: not a valid gzip file ({exc})") from None
     if len(data) > allowed:
@@ -57,16 +59,20 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
         raise DataError(f"{source}: too short for an IDX header ({len(data)} bytes)")
     zero1, zero2, code, ndim = data[0], data[1], data[2], data[3]
     if zero1 or zero2 or code not in IDX_DTYPES or ndim == 0:
-        raise DataError(f"{source}: wrong magic number 0x{data[:4].hex()} (expected 0x0000 then an IDX dtype code and 1-255 dimensions)")
+        raise DataError(
+            f"{source}: wrong magic number 0x{data[:4].hex()} (expected 0x0000 then an IDX dtype code and 1-255 dimensions)"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: header declares {ndim} dimensions but the file ends after {len(data)} bytes")
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(IDX_DTYPES[code])
     expected = header + math.prod(dims) * dtype.itemsize
     check_bytes(f"{source}: header shape {dims}", expected)
     if len(data) != expected:
-        raise DataError(f"{source}: header says shape {dims} of {dtype.name} ({expected} bytes) but the data has {len(data)} bytes")
+        raise DataError(
+            f"{source}: header says shape {dims} of {dtype.name} ({expected} bytes) but the data has {len(data)} bytes"
+        )
     values = np.frombuffer(data, dtype, offset=header).reshape(dims)
     return values.astype(dtype.newbyteorder("="), copy=True)
 

@@ -37,8 +37,12 @@ SOURCE_SIZE = "cnnlab_source_size"  # key in a decoded image's ``info``: its (wi
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def open_image(source: str | os.PathLike | bytes, name: str | None = None, size: tuple[int, int] | None = None,
-               resize: str = "squash"):
+def open_image(
+    source: str | os.PathLike | bytes,
+    name: str | None = None,
+    size: tuple[int, int] | None = None,
+    resize: str = "squash",
+):
     """Open and fully decode an image (path or bytes); a DataError naming it if Pillow cannot.
 
     With ``size`` (the (H, W) it will be resized to), a large JPEG is decoded at a reduced scale.
@@ -63,17 +67,31 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None, size:
             image = Image.open(io.BytesIO(source))
             width, height = original = image.size
             if width * height > pixels:
-                raise DataError(f"{name}: {width}x{height} pixels, more than the limit of {pixels:,} "
-                                f"(raise $CNNLAB_MAX_IMAGE_PIXELS if the image is genuine)")
+                raise DataError(
+                    f"{name}: {width}x{height} pixels, more than the limit of {pixels:,} "
+                    f"(raise $CNNLAB_MAX_IMAGE_PIXELS if the image is genuine)"
+                )
             if width == 0 or height == 0:
                 raise DataError(f"{name}: an image of {width}x{height} pixels holds nothing")
             draft(image, size, resize)
             image.load()  # decode now: a truncated file fails here, not later
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError,
-            struct.error, ZeroDivisionError, MemoryError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        TypeError,
+        IndexError,
+        KeyError,
+        struct.error,
+        ZeroDivisionError,
+        MemoryError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         reason = " ".join(str(exc).split())[:160]
         raise DataError(f"{name}: cannot read image ({type(exc).__name__}: {reason})") from None
     image.info[SOURCE_SIZE] = original  # (width, height) as stored, before any reduced-scale decoding
@@ -183,8 +201,13 @@ def to_array(image, size: tuple[int, int] | None, channels: int, resize: str = "
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 
-def decode(source: str | os.PathLike | bytes, size: tuple[int, int] | None, channels: int, resize: str = "squash",
-           name: str | None = None) -> np.ndarray:
+def decode(
+    source: str | os.PathLike | bytes,
+    size: tuple[int, int] | None,
+    channels: int,
+    resize: str = "squash",
+    name: str | None = None,
+) -> np.ndarray:
     """Open, decode (JPEGs at a reduced scale when that loses nothing) and convert one image file."""
     image = open_image(source, name=name, size=size, resize=resize)
     return to_array(image, size, channels, resize)
@@ -205,8 +228,9 @@ def resize_array(x: np.ndarray, size: tuple[int, int], resize: str = "squash") -
     return out
 
 
-def load_image_files(paths: Iterable[str | os.PathLike], size: tuple[int, int] | None,
-                     channels: int | None, resize: str = "squash") -> np.ndarray:
+def load_image_files(
+    paths: Iterable[str | os.PathLike], size: tuple[int, int] | None, channels: int | None, resize: str = "squash"
+) -> np.ndarray:
     """Decode files into one uint8 (N, H, W, C) batch; size and channels default to the first file's."""
     arrays = []
     for path in paths:

@@ -15,8 +15,18 @@ from cnnlab.errors import DataError
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 # Class names from https://github.com/zalandoresearch/fashion-mnist#labels
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 # (images, labels) file names of each split, as distributed.
 SPLIT_FILES = {
@@ -25,8 +35,9 @@ SPLIT_FILES = {
 }
 
 
-def load_idx_split(folder: Path, images_name: str, labels_name: str, specs: dict[str, FileSpec],
-                   verify: bool) -> tuple[Split, dict]:
+def load_idx_split(
+    folder: Path, images_name: str, labels_name: str, specs: dict[str, FileSpec], verify: bool
+) -> tuple[Split, dict]:
     """One split from its two canonical IDX files: ``.gz`` (checksum verified) or uncompressed."""
     paths, record = [], {}
     for name in (images_name, labels_name):
@@ -37,8 +48,9 @@ def load_idx_split(folder: Path, images_name: str, labels_name: str, specs: dict
 
 
 def _read_pair(images_path: Path, labels_path: Path) -> Split:
-    x, y = idx.images_and_labels(idx.read_idx(images_path), idx.read_idx(labels_path),
-                                 str(images_path), str(labels_path))
+    x, y = idx.images_and_labels(
+        idx.read_idx(images_path), idx.read_idx(labels_path), str(images_path), str(labels_path)
+    )
     return Split(x, y)
 
 
@@ -93,8 +105,10 @@ def detect_prefix(folder: Path) -> str:
     """The file-name prefix of the one IDX set in ``folder`` ("" for MNIST names)."""
     prefixes = sorted({m.group(1) for f in folder.iterdir() if (m := _IMAGES_FILE.match(f.name))})
     if len(prefixes) > 1:
-        raise DataError(f"idx:{folder}: several IDX sets ({', '.join(p or '(none)' for p in prefixes)}); "
-                        f"choose one with the prefix option")
+        raise DataError(
+            f"idx:{folder}: several IDX sets ({', '.join(p or '(none)' for p in prefixes)}); "
+            f"choose one with the prefix option"
+        )
     return prefixes[0] if prefixes else ""
 
 
@@ -104,8 +118,10 @@ def _generic_pair(folder: Path, split: str, prefix: str) -> tuple[Path, Path]:
         labels = _find_variant(folder, f"{prefix}{stem}-labels-idx1-ubyte")
         if images and labels:
             return images, labels
-    raise DataError(f"idx:{folder}: missing {prefix}{GENERIC_STEMS[split][0]}-images-idx3-ubyte.gz and "
-                    f"{prefix}{GENERIC_STEMS[split][0]}-labels-idx1-ubyte.gz (or their uncompressed forms)")
+    raise DataError(
+        f"idx:{folder}: missing {prefix}{GENERIC_STEMS[split][0]}-images-idx3-ubyte.gz and "
+        f"{prefix}{GENERIC_STEMS[split][0]}-labels-idx1-ubyte.gz (or their uncompressed forms)"
+    )
 
 
 def _find_variant(folder: Path, plain: str) -> Path | None:

@@ -35,8 +35,16 @@ _FIT_CHUNK = 4096  # images per pass when fitting statistics
 class Preprocessing:
     """Pad and normalise uint8 NHWC batches; fit statistics on the training split only."""
 
-    def __init__(self, image_size: Sequence[int] | None = None, channels: int | None = None, pad: int = 0,
-                 normalize: str = "unit", mean: Any = None, std: Any = None, resize: str = "squash"):
+    def __init__(
+        self,
+        image_size: Sequence[int] | None = None,
+        channels: int | None = None,
+        pad: int = 0,
+        normalize: str = "unit",
+        mean: Any = None,
+        std: Any = None,
+        resize: str = "squash",
+    ):
         from cnnlab.data.images import check_resize
 
         if normalize not in NORMALIZE_MODES:
@@ -64,7 +72,7 @@ class Preprocessing:
         h, w = self.image_size
         return (h + 2 * self.pad, w + 2 * self.pad, self.channels)
 
-    def fit(self, x: np.ndarray) -> "Preprocessing":
+    def fit(self, x: np.ndarray) -> Preprocessing:
         """Take image size, channels and (for standardize/center) statistics from training images.
 
         The statistics come from counts of the 256 pixel values (exact) and chunked sums, never
@@ -79,7 +87,7 @@ class Preprocessing:
         elif self.normalize == "center":
             total = np.zeros(x.shape[1:], np.float64)
             for start in range(0, len(x), _FIT_CHUNK):
-                total += x[start:start + _FIT_CHUNK].sum(axis=0, dtype=np.float64)
+                total += x[start : start + _FIT_CHUNK].sum(axis=0, dtype=np.float64)
             self.mean = (total / len(x)).astype(np.float32)
             _, std = _moments(_value_counts(x).sum(axis=0, keepdims=True))  # one std over every value
             self.std = np.asarray(std[0], np.float32)
@@ -146,8 +154,10 @@ class Preprocessing:
         wrong_size = self.image_size is not None and size != self.image_size
         wrong_channels = self.channels is not None and channels != self.channels
         if wrong_size or wrong_channels:
-            raise DataError(f"preprocessing: expected images of {self.image_size} with {self.channels} channel(s), "
-                            f"got {size} with {channels}")
+            raise DataError(
+                f"preprocessing: expected images of {self.image_size} with {self.channels} channel(s), "
+                f"got {size} with {channels}"
+            )
         return x
 
     def to_dict(self) -> dict:
@@ -163,7 +173,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Preprocessing":
+    def from_dict(cls, data: dict) -> Preprocessing:
         known = {"image_size", "channels", "pad", "normalize", "mean", "std", "resize"}
         unknown = set(data) - known
         if unknown:
@@ -174,8 +184,10 @@ class Preprocessing:
         return isinstance(other, Preprocessing) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        return (f"Preprocessing(image_size={self.image_size}, channels={self.channels}, pad={self.pad}, "
-                f"normalize={self.normalize!r}, resize={self.resize!r})")
+        return (
+            f"Preprocessing(image_size={self.image_size}, channels={self.channels}, pad={self.pad}, "
+            f"normalize={self.normalize!r}, resize={self.resize!r})"
+        )
 
 
 def _value_counts(x: np.ndarray) -> np.ndarray:
@@ -183,7 +195,7 @@ def _value_counts(x: np.ndarray) -> np.ndarray:
     channels = x.shape[-1]
     counts = np.zeros((channels, 256), np.int64)
     for start in range(0, len(x), _FIT_CHUNK):
-        pixels = x[start:start + _FIT_CHUNK].reshape(-1, channels)
+        pixels = x[start : start + _FIT_CHUNK].reshape(-1, channels)
         for c in range(channels):
             counts[c] += np.bincount(pixels[:, c], minlength=256)
     return counts

@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cnnlab.data.sources import (CIFAR10, CIFAR10_JPG, CIFAR100, FASHION_MNIST, MNIST, Source, find_file,
-                                 missing_files_error)
+from cnnlab.data.sources import (
+    CIFAR10,
+    CIFAR10_JPG,
+    CIFAR100,
+    FASHION_MNIST,
+    MNIST,
+    Source,
+    find_file,
+    missing_files_error,
+)
 from cnnlab.data.splits import split_off_validation
 from cnnlab.data.types import Dataset, DatasetInfo, Split
 from cnnlab.errors import DataError
@@ -29,8 +37,8 @@ class Entry:
     name: str
     description: str
     load: Loader
-    source: Source | None = None                            # canonical files under the data directory
-    missing: Callable[[Path], list[str]] | None = None      # custom "which files are still missing"
+    source: Source | None = None  # canonical files under the data directory
+    missing: Callable[[Path], list[str]] | None = None  # custom "which files are still missing"
 
 
 _REGISTRY: dict[str, Entry] = {}
@@ -55,8 +63,15 @@ def normalise_name(name: str) -> str:
     return _ALIASES.get(key, key)
 
 
-def load_dataset(name: str, data_dir=None, val_split=None, *, download: bool = True,
-                 splits: tuple[str, ...] | list[str] = SPLITS, **options) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir=None,
+    val_split=None,
+    *,
+    download: bool = True,
+    splits: tuple[str, ...] | list[str] = SPLITS,
+    **options,
+) -> Dataset:
     """Load a dataset by name: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``digits``,
     ``cifar10_jpg``, ``folder:PATH`` or ``idx:DIR``.
 
@@ -124,8 +139,9 @@ def missing_names(entry: Entry, folder: Path, splits: tuple = SPLITS) -> list[st
     """Files of ``entry`` (for ``splits``) not found in ``folder``."""
     if entry.missing is not None:
         return entry.missing(folder)
-    return [spec.name for spec in entry.source.files
-            if spec.split in (None, *splits) and find_file(folder, spec) is None]
+    return [
+        spec.name for spec in entry.source.files if spec.split in (None, *splits) and find_file(folder, spec) is None
+    ]
 
 
 def _prefix_target(prefix: str, target: str, data_dir) -> Path:
@@ -163,6 +179,7 @@ def list_datasets(data_dir=None) -> list[DatasetInfo]:
 # ---------------------------------------------------------------------------------------------
 # The built-in datasets.
 
+
 def _load_mnist_like(source: Source, class_names: list[str]) -> Loader:
     def load(folder: Path, splits: tuple, options: dict):
         from cnnlab.data.mnist import load_source
@@ -183,8 +200,10 @@ def _load_idx(folder: Path, splits: tuple, options: dict):
     class_names = list(names) if names else [str(i) for i in range(meta["num_classes"])]
     if meta["num_classes"] > len(class_names):
         outside = sorted({int(v) for s in (train, test) for v in s.y[s.y >= len(class_names)]})
-        raise DataError(f"idx:{folder}: label(s) {', '.join(map(str, outside[:5]))} outside the "
-                        f"{len(class_names)} class names given (labels must be 0..{len(class_names) - 1})")
+        raise DataError(
+            f"idx:{folder}: label(s) {', '.join(map(str, outside[:5]))} outside the "
+            f"{len(class_names)} class names given (labels must be 0..{len(class_names) - 1})"
+        )
     return train, test, class_names, meta
 
 
@@ -239,7 +258,9 @@ def _call_with_options(function, name: str, *args, options: dict):
     accepted = set(inspect.signature(function).parameters) - {"path", "folder", "splits"}
     unknown = set(options) - accepted
     if unknown:
-        raise DataError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}; accepted: {', '.join(sorted(accepted))}")
+        raise DataError(
+            f"{name}: unknown option(s) {', '.join(sorted(unknown))}; accepted: {', '.join(sorted(accepted))}"
+        )
     return function(*args, **options)
 
 
@@ -255,19 +276,52 @@ def _no_options(name: str, options: dict) -> None:
 def _register_builtins() -> None:
     from cnnlab.data.mnist import FASHION_CLASSES, MNIST_CLASSES
 
-    register(Entry("mnist", "handwritten digits 0-9, 28x28 grayscale, 60k/10k (LeCun et al. 1998)",
-                   _load_mnist_like(MNIST, MNIST_CLASSES), MNIST))
-    register(Entry("fashion_mnist", "Zalando clothing photos, 10 classes, 28x28 grayscale, 60k/10k",
-                   _load_mnist_like(FASHION_MNIST, FASHION_CLASSES), FASHION_MNIST))
+    register(
+        Entry(
+            "mnist",
+            "handwritten digits 0-9, 28x28 grayscale, 60k/10k (LeCun et al. 1998)",
+            _load_mnist_like(MNIST, MNIST_CLASSES),
+            MNIST,
+        )
+    )
+    register(
+        Entry(
+            "fashion_mnist",
+            "Zalando clothing photos, 10 classes, 28x28 grayscale, 60k/10k",
+            _load_mnist_like(FASHION_MNIST, FASHION_CLASSES),
+            FASHION_MNIST,
+        )
+    )
     register(Entry("digits", "scikit-learn's bundled 8x8 digits as 28x28, 1,438/359 (no download)", _load_digits))
-    register(Entry("cifar10", "CIFAR-10 python version: 32x32 colour photos, 10 classes, 50k/10k",
-                   _load_cifar("CIFAR10_LAYOUT"), CIFAR10, _cifar_missing("CIFAR10_LAYOUT")))
-    register(Entry("cifar100", "CIFAR-100 python version: 32x32 colour photos, 100 fine classes, 50k/10k",
-                   _load_cifar("CIFAR100_LAYOUT"), CIFAR100, _cifar_missing("CIFAR100_LAYOUT")))
-    register(Entry("cifar10_jpg", "CIFAR-10 as JPEG class folders (lossy copy), 50k/10k",
-                   _load_cifar10_jpg, CIFAR10_JPG))
-    register(Entry("folder:", "images in class folders: PATH/train/<class>/*, PATH/test/<class>/* "
-                   "(or PATH/<class>/*); PATH may be a .tar(.gz) or .zip", _load_folder))
+    register(
+        Entry(
+            "cifar10",
+            "CIFAR-10 python version: 32x32 colour photos, 10 classes, 50k/10k",
+            _load_cifar("CIFAR10_LAYOUT"),
+            CIFAR10,
+            _cifar_missing("CIFAR10_LAYOUT"),
+        )
+    )
+    register(
+        Entry(
+            "cifar100",
+            "CIFAR-100 python version: 32x32 colour photos, 100 fine classes, 50k/10k",
+            _load_cifar("CIFAR100_LAYOUT"),
+            CIFAR100,
+            _cifar_missing("CIFAR100_LAYOUT"),
+        )
+    )
+    register(
+        Entry("cifar10_jpg", "CIFAR-10 as JPEG class folders (lossy copy), 50k/10k", _load_cifar10_jpg, CIFAR10_JPG)
+    )
+    register(
+        Entry(
+            "folder:",
+            "images in class folders: PATH/train/<class>/*, PATH/test/<class>/* "
+            "(or PATH/<class>/*); PATH may be a .tar(.gz) or .zip",
+            _load_folder,
+        )
+    )
     register(Entry("idx:", "any IDX dataset in the MNIST file layout (KMNIST, EMNIST...)", _load_idx))
 
 

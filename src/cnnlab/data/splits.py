@@ -64,8 +64,9 @@ def split_off_validation(train: Split, spec: float | int | str) -> tuple[Split, 
     return train.take(kept), train.take(val), record
 
 
-def batch_indices(n: int, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
-                  drop_last: bool = False) -> Iterator[np.ndarray]:
+def batch_indices(
+    n: int, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0, drop_last: bool = False
+) -> Iterator[np.ndarray]:
     """Index arrays of successive batches; with ``shuffle`` the order depends only on (seed, epoch).
 
     Seeding a fresh generator with ``[seed, epoch]`` (NumPy ``SeedSequence`` entropy) makes epoch
@@ -76,11 +77,19 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool, seed: int = 0, epoc
     order = np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
-            drop_last: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(x_batch, y_batch)``; the last partial batch is kept unless ``drop_last``."""
     if len(x) != len(y):
         raise DataError(f"batches: {len(x)} images but {len(y)} labels")
@@ -157,11 +166,10 @@ def stratified_indices(labels: np.ndarray, counts: dict[str, int], seed: int = 0
         members = members[np.random.default_rng([int(seed), int(label)]).permutation(len(members))]
         start = 0
         for name in counts:
-            out[name].append(members[start:start + parts[name][c]])
+            out[name].append(members[start : start + parts[name][c]])
             start += parts[name][c]
         out["train"].append(members[start:])
-    return {name: np.sort(np.concatenate(chunks)) if chunks else np.zeros(0, np.int64)
-            for name, chunks in out.items()}
+    return {name: np.sort(np.concatenate(chunks)) if chunks else np.zeros(0, np.int64) for name, chunks in out.items()}
 
 
 def split_checksum(split: Split) -> str:
@@ -171,13 +179,14 @@ def split_checksum(split: Split) -> str:
     digest = hashlib.sha256()
     digest.update(repr((split.x.shape, str(split.x.dtype))).encode())
     for start in range(0, len(split), 4096):
-        digest.update(np.ascontiguousarray(split.x[start:start + 4096]).tobytes())
+        digest.update(np.ascontiguousarray(split.x[start : start + 4096]).tobytes())
     digest.update(np.ascontiguousarray(split.y, dtype="<i8").tobytes())
     return digest.hexdigest()
 
 
-def stratified_split(dataset, val: float | int | str | None = "auto", test: float | int | str | None = "auto",
-                     seed: int = 0):
+def stratified_split(
+    dataset, val: float | int | str | None = "auto", test: float | int | str | None = "auto", seed: int = 0
+):
     """A stratified, seeded validation and/or test split of ``dataset``'s training images.
 
     ``val`` and ``test`` are fractions of the training split (``0.1``, ``"10%"``) or image counts;
@@ -202,8 +211,9 @@ def stratified_split(dataset, val: float | int | str | None = "auto", test: floa
             raise DataError(f"{name}_split: {dataset.name} already has a {name} split ({len(existing)} images)")
         wanted[name] = (spec, holdout_count(spec, n, f"{name}_split"))
     if sum(count for _, count in wanted.values()) >= n:
-        raise DataError(f"split: {', '.join(f'{k}={v[0]}' for k, v in wanted.items())} leaves no training images "
-                        f"out of {n}")
+        raise DataError(
+            f"split: {', '.join(f'{k}={v[0]}' for k, v in wanted.items())} leaves no training images out of {n}"
+        )
     parts = stratified_indices(source.y, {name: count for name, (_, count) in wanted.items()}, seed)
     record = {
         "version": SPLIT_RECORD_VERSION,
@@ -230,8 +240,10 @@ def split_message(record: dict) -> str:
     held = [f"{name} {len(idx)} images ({record['specs'][name]})" for name, idx in record["indices"].items()]
     if not held:
         return f"{record['dataset']}: no split taken"
-    return (f"{record['dataset']}: held out of its {n} training images, stratified by class, seed {record['seed']}: "
-            + ", ".join(held))
+    return (
+        f"{record['dataset']}: held out of its {n} training images, stratified by class, seed {record['seed']}: "
+        + ", ".join(held)
+    )
 
 
 def apply_split_record(dataset, record: dict):
@@ -247,9 +259,11 @@ def apply_split_record(dataset, record: dict):
     source = dataset.train
     expected = record["source"]
     if len(source) != expected["images"] or split_checksum(source) != expected["checksum"]:
-        raise DataError(f"split record: {dataset.name}'s training images changed since the split was recorded "
-                        f"({expected['images']} images then, {len(source)} now; checksums differ), so the "
-                        f"recorded validation/test images no longer exist; use the original data or a new run")
+        raise DataError(
+            f"split record: {dataset.name}'s training images changed since the split was recorded "
+            f"({expected['images']} images then, {len(source)} now; checksums differ), so the "
+            f"recorded validation/test images no longer exist; use the original data or a new run"
+        )
     n = len(source)
     parts = {name: np.asarray(idx, np.int64) for name, idx in record["indices"].items()}
     held = np.concatenate([*parts.values(), np.zeros(0, np.int64)])
@@ -272,8 +286,9 @@ def _apply(dataset, parts: dict, record: dict, replace):
     if isinstance(files, dict) and "train" in files:  # folder file names follow the images
         names = files["train"]
         meta["files"] = {**files, **{name: [names[i] for i in idx] for name, idx in parts.items()}}
-    return replace(dataset, train=new["train"], val=new.get("val", dataset.val), test=new.get("test", dataset.test),
-                   meta=meta)
+    return replace(
+        dataset, train=new["train"], val=new.get("val", dataset.val), test=new.get("test", dataset.test), meta=meta
+    )
 
 
 def save_split_record(record: dict, path) -> None:

@@ -29,12 +29,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.x)
 
-    def take(self, index: np.ndarray | slice) -> "Split":
+    def take(self, index: np.ndarray | slice) -> Split:
         """The images (and labels) at ``index``, as a new split."""
         return Split(self.x[index], self.y[index])
 
     @classmethod
-    def empty(cls, image_shape: tuple[int, int, int]) -> "Split":
+    def empty(cls, image_shape: tuple[int, int, int]) -> Split:
         """A split with no images; stands in for a split the caller chose not to load."""
         return cls(np.zeros((0, *image_shape), np.uint8), np.zeros((0,), np.int64))
 
@@ -70,7 +70,9 @@ class Dataset:
         return value
 
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{n}={len(s)}" for n, s in (("train", self.train), ("val", self.val), ("test", self.test)) if s is not None)
+        sizes = ", ".join(
+            f"{n}={len(s)}" for n, s in (("train", self.train), ("val", self.val), ("test", self.test)) if s is not None
+        )
         return f"Dataset({self.name!r}, {sizes}, input_shape={self.input_shape}, classes={self.num_classes})"
 
 

@@ -41,9 +41,7 @@ def per_class_metrics(labels: np.ndarray, predicted: np.ndarray, class_names: li
     A class never predicted has precision 0 rather than a warning (``zero_division=0``).
     """
     indices = np.arange(len(class_names))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=indices, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=indices, zero_division=0)
     return [
         {
             "class": name,

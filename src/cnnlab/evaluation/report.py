@@ -10,8 +10,15 @@ import numpy as np
 
 from cnnlab.errors import ConfigError, RunError
 from cnnlab.evaluation import metrics
-from cnnlab.inference.forward import (DEFAULT_BATCH_SIZE, RunLike, check_batch_size, load_model, open_run,
-                                      predict_logits, softmax)
+from cnnlab.inference.forward import (
+    DEFAULT_BATCH_SIZE,
+    RunLike,
+    check_batch_size,
+    load_model,
+    open_run,
+    predict_logits,
+    softmax,
+)
 
 SPLITS = ("test", "val")
 # The misclassified grid shows the most confident mistakes first: those say most about the model.

@@ -65,7 +65,11 @@ def probability_model(model):
 
 
 def export(
-    run_or_path: RunLike, format: str = "keras", out: str | os.PathLike | None = None, *, which: str = "final",
+    run_or_path: RunLike,
+    format: str = "keras",
+    out: str | os.PathLike | None = None,
+    *,
+    which: str = "final",
     force: bool = False,
 ) -> Exported:
     """Export a run's model (``which``: final, best or latest) in ``format``; return where it went.
@@ -83,8 +87,13 @@ def export(
     if format == "keras" and path.suffix != ".keras":
         raise ConfigError(f"--out: a Keras export must end in .keras, got {path}")
     kind = "dir" if format == "saved_model" else "file"
-    check_output_path(path, kind=kind, force=force, magic=MAGIC["keras"] if format == "keras" else None,
-                      marker="saved_model.pb" if kind == "dir" else None)
+    check_output_path(
+        path,
+        kind=kind,
+        force=force,
+        magic=MAGIC["keras"] if format == "keras" else None,
+        marker="saved_model.pb" if kind == "dir" else None,
+    )
     sidecar = metadata_path(path)
     check_output_path(sidecar, kind="file", force=force, option="--out (its .json sidecar)")
     model = probability_model(load_model(run, which))
@@ -176,8 +185,13 @@ def _write_metadata(sidecar: Path, run, model, format: str, path: Path, which: s
         "model_file": path.name,
         "run": os.fspath(run.path),
         "checkpoint": which,
-        "input": {"name": input_name, "shape": [None, *model.input_shape[1:]], "dtype": "float32",
-                  "layout": "NHWC", "preprocessed": True},
+        "input": {
+            "name": input_name,
+            "shape": [None, *model.input_shape[1:]],
+            "dtype": "float32",
+            "layout": "NHWC",
+            "preprocessed": True,
+        },
         "output": {"name": output_name, "kind": "softmax probabilities", "shape": [None, len(run.class_names)]},
         "class_names": list(run.class_names),
         "preprocessing": run.preprocessing.to_dict(),

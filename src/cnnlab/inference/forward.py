@@ -27,7 +27,7 @@ RunLike = Union["Run", str, os.PathLike]
 DEFAULT_BATCH_SIZE = 256
 
 
-def open_run(run_or_path: RunLike) -> "Run":
+def open_run(run_or_path: RunLike) -> Run:
     """Load the run folder at ``run_or_path``; anything that is not a path is taken to be a loaded run.
 
     ``Run.load`` raises :class:`~cnnlab.errors.RunError` naming the folder when it is not a run.
@@ -69,16 +69,21 @@ def check_model(run, model, which: str = "final") -> None:
     except (AttributeError, ValueError, TypeError, IndexError):
         raise RunError(f"{where}: not a single-input, single-output model") from None
     if run.input_shape and input_shape != tuple(run.input_shape):
-        raise RunError(f"{where}: model takes {list(input_shape)}, but the run's config.json says input_shape "
-                       f"{list(run.input_shape)}")
+        raise RunError(
+            f"{where}: model takes {list(input_shape)}, but the run's config.json says input_shape "
+            f"{list(run.input_shape)}"
+        )
     if outputs != len(run.class_names):
-        raise RunError(f"{where}: model has {outputs} outputs, but the run's config.json has "
-                       f"{len(run.class_names)} class_names")
+        raise RunError(
+            f"{where}: model has {outputs} outputs, but the run's config.json has {len(run.class_names)} class_names"
+        )
     for weight in model.weights:
         values = np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise RunError(f"{where}: weights {weight.path} are not finite (NaN or infinite); the model diverged "
-                           f"or the file was damaged; try --checkpoint best")
+            raise RunError(
+                f"{where}: weights {weight.path} are not finite (NaN or infinite); the model diverged "
+                f"or the file was damaged; try --checkpoint best"
+            )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -101,8 +106,13 @@ def keras_forward(model) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(model.predict_on_batch(x))
 
 
-def logits_of(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, preprocessing,
-              batch_size: int = DEFAULT_BATCH_SIZE, tta: str = "none") -> np.ndarray:
+def logits_of(
+    forward: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    preprocessing,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    tta: str = "none",
+) -> np.ndarray:
     """Logits of ``forward`` for uint8 ``images`` (N, H, W, C), preprocessed exactly as in training,
     and averaged over the views of :func:`tta_logits` when ``tta`` is not ``"none"``.
 
@@ -110,8 +120,10 @@ def logits_of(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, p
     float32 all at once.
     """
     check_batch_size(batch_size)
-    outputs = [tta_logits(forward, preprocessing(images[start : start + batch_size]), tta)
-               for start in range(0, len(images), batch_size)]
+    outputs = [
+        tta_logits(forward, preprocessing(images[start : start + batch_size]), tta)
+        for start in range(0, len(images), batch_size)
+    ]
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)
     logits = np.concatenate(outputs).astype(np.float32, copy=False)
@@ -119,20 +131,29 @@ def logits_of(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, p
         from cnnlab.errors import RunError
 
         bad = int((~np.isfinite(logits)).any(axis=1).sum())
-        raise RunError(f"the model's outputs are not finite for {bad} of {len(logits)} images (NaN or infinite); "
-                       f"its weights or the run's preprocessing statistics in config.json are damaged")
+        raise RunError(
+            f"the model's outputs are not finite for {bad} of {len(logits)} images (NaN or infinite); "
+            f"its weights or the run's preprocessing statistics in config.json are damaged"
+        )
     return logits
 
 
-def predict_logits(model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE,
-                   tta: str = "none") -> np.ndarray:
+def predict_logits(
+    model, images: np.ndarray, preprocessing, batch_size: int = DEFAULT_BATCH_SIZE, tta: str = "none"
+) -> np.ndarray:
     """:func:`logits_of` a Keras model."""
     logits = logits_of(keras_forward(model), images, preprocessing, batch_size, tta)
     return logits if len(images) else np.zeros((0, model.output_shape[-1]), dtype=np.float32)
 
 
-def evaluate_images(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
-                    preprocessing, batch_size: int = DEFAULT_BATCH_SIZE, tta: str = "none") -> tuple[float, float]:
+def evaluate_images(
+    forward: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    labels: np.ndarray,
+    preprocessing,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    tta: str = "none",
+) -> tuple[float, float]:
     """Mean cross-entropy (no label smoothing) and accuracy of ``forward`` on uint8 ``images``."""
     from cnnlab.evaluation.metrics import cross_entropy
 
@@ -158,7 +179,9 @@ def tta_logits(forward, x: np.ndarray, mode: str = "none") -> np.ndarray:
     if mode == "flip-translate":
         padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
         height, width = x.shape[1:3]
-        shifted = (mirrored(np.ascontiguousarray(padded[:, :height, :width]))
-                   + mirrored(np.ascontiguousarray(padded[:, 2:, 2:]))) / 2
+        shifted = (
+            mirrored(np.ascontiguousarray(padded[:, :height, :width]))
+            + mirrored(np.ascontiguousarray(padded[:, 2:, 2:]))
+        ) / 2
         logits = (logits + shifted) / 2
     return logits

@@ -113,8 +113,16 @@ def predict(
         from cnnlab.inference.input_check import input_warnings
 
         warnings = input_warnings(run, 255 - images if invert else images, [info for _, info in decoded])
-    return predict_images(run, load_model(run, which), images, [os.fspath(p) for p in paths], top_k,
-                          batch_size=batch_size, invert=invert, warnings=warnings)
+    return predict_images(
+        run,
+        load_model(run, which),
+        images,
+        [os.fspath(p) for p in paths],
+        top_k,
+        batch_size=batch_size,
+        invert=invert,
+        warnings=warnings,
+    )
 
 
 def check_top_k(top_k: int) -> None:
@@ -122,9 +130,17 @@ def check_top_k(top_k: int) -> None:
         raise ConfigError(f"--top-k: expected a positive integer, got {top_k}")
 
 
-def predict_images(run, model, images: np.ndarray, names: list[str], top_k: int = 5, *,
-                   batch_size: int = DEFAULT_BATCH_SIZE, invert: bool = False,
-                   warnings: list[list[str]] | None = None) -> list[dict]:
+def predict_images(
+    run,
+    model,
+    images: np.ndarray,
+    names: list[str],
+    top_k: int = 5,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    invert: bool = False,
+    warnings: list[list[str]] | None = None,
+) -> list[dict]:
     """The second half of :func:`predict`, on decoded uint8 images (N, H, W, C) already in memory:
     the run's preprocessing and test-time views, softmax, top-k. The server calls this too, so a file
     gets the same probabilities from ``cnnlab predict`` and from ``cnnlab serve``.

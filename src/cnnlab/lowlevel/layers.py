@@ -168,8 +168,16 @@ class Scope:
     the network's code never changes between building, training and inference.
     """
 
-    def __init__(self, *, init: Init | None = None, seed: int = 0, values=None, verbose: bool = False,
-                 training: bool = False, dropout_seed: int | None = None):
+    def __init__(
+        self,
+        *,
+        init: Init | None = None,
+        seed: int = 0,
+        values=None,
+        verbose: bool = False,
+        training: bool = False,
+        dropout_seed: int | None = None,
+    ):
         self.building = values is None
         self.init = init
         self.seed = seed
@@ -205,8 +213,11 @@ class Scope:
         """
         shape = tuple(int(d) for d in shape)
         if self.building:
-            initializer = {"weight": self.init.weight, "bias": self.init.bias,
-                           "dense_bias": self.init.dense_bias or self.init.bias}[kind]
+            initializer = {
+                "weight": self.init.weight,
+                "bias": self.init.bias,
+                "dense_bias": self.init.dense_bias or self.init.bias,
+            }[kind]
             value = initializer(shape, seed=self.seed + len(self.variables))
             variable = keras.Variable(value, name=name, dtype="float32")
             self.variables.append(variable)
@@ -245,8 +256,18 @@ def op_seed(step_seed, index: int):
 # --------------------------------------------------------------------------- Hsi-Pin Ma's layers
 
 
-def conv_layer(scope: Scope, x, name: str, kernel_size: tuple[int, int], n_output_channels: int, *,
-               padding: str = "SAME", strides: int = 1, use_bias: bool = True, activation=relu):
+def conv_layer(
+    scope: Scope,
+    x,
+    name: str,
+    kernel_size: tuple[int, int],
+    n_output_channels: int,
+    *,
+    padding: str = "SAME",
+    strides: int = 1,
+    use_bias: bool = True,
+    activation=relu,
+):
     """Hsi-Pin Ma's ``conv_layer``: weights (and biases) sized from the input, conv, bias, activation."""
     with scope.layer(name):
         n_input_channels = x.shape[-1]

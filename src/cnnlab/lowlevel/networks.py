@@ -31,22 +31,22 @@ def softmax(s: Scope, x, num_classes: int):
 
 def lenet5(s: Scope, x, num_classes: int):
     """LeNet-5 as tntrung's tutorial builds it (LeCun et al. 1998, with ReLU and max pooling), on 32x32 inputs."""
-    h = conv_layer(s, x, "conv_1", (5, 5), 6, padding="VALID")     # 32x32x1 -> 28x28x6
-    h = pool_layer(s, h, "pool_1", 2, 2, "VALID")                  # -> 14x14x6
-    h = conv_layer(s, h, "conv_2", (5, 5), 16, padding="VALID")    # -> 10x10x16
-    h = pool_layer(s, h, "pool_2", 2, 2, "VALID")                  # -> 5x5x16
-    h = fc_layer(s, h, "fc_3", 120, activation=relu)               # flatten 400 -> 120
+    h = conv_layer(s, x, "conv_1", (5, 5), 6, padding="VALID")  # 32x32x1 -> 28x28x6
+    h = pool_layer(s, h, "pool_1", 2, 2, "VALID")  # -> 14x14x6
+    h = conv_layer(s, h, "conv_2", (5, 5), 16, padding="VALID")  # -> 10x10x16
+    h = pool_layer(s, h, "pool_2", 2, 2, "VALID")  # -> 5x5x16
+    h = fc_layer(s, h, "fc_3", 120, activation=relu)  # flatten 400 -> 120
     h = fc_layer(s, h, "fc_4", 84, activation=relu)
     return fc_layer(s, h, "fc_5", num_classes)
 
 
 def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5):
     """Hsi-Pin Ma's ``build_cnn``: two conv/pool blocks (VALID conv, SAME pooling), fc 1024, dropout."""
-    h = conv_layer(s, x, "conv_1", (5, 5), 32, padding="VALID")    # 28x28x1 -> 24x24x32
-    h = pool_layer(s, h, "pool_1", 2, 2, "SAME")                   # -> 12x12x32
-    h = conv_layer(s, h, "conv_2", (5, 5), 64, padding="VALID")    # -> 8x8x64
-    h = pool_layer(s, h, "pool_2", 2, 2, "SAME")                   # -> 4x4x64
-    h = fc_layer(s, h, "fc_3", 1024, activation=relu)              # flatten 1024 -> 1024
+    h = conv_layer(s, x, "conv_1", (5, 5), 32, padding="VALID")  # 28x28x1 -> 24x24x32
+    h = pool_layer(s, h, "pool_1", 2, 2, "SAME")  # -> 12x12x32
+    h = conv_layer(s, h, "conv_2", (5, 5), 64, padding="VALID")  # -> 8x8x64
+    h = pool_layer(s, h, "pool_2", 2, 2, "SAME")  # -> 4x4x64
+    h = fc_layer(s, h, "fc_3", 1024, activation=relu)  # flatten 1024 -> 1024
     h = s.dropout(h, dropout, "fc_3/dropout")
     return fc_layer(s, h, "fc_4", num_classes)
 
@@ -70,8 +70,8 @@ def cifar_cnn(s: Scope, x, num_classes: int, conv_dropout: float = 0.2, dense_dr
 @dataclass(frozen=True)
 class Architecture:
     function: Callable
-    default_init: str           # the initialisation the Keras twin uses
-    options: tuple[str, ...]    # keyword options the function accepts (dropout rates)
+    default_init: str  # the initialisation the Keras twin uses
+    options: tuple[str, ...]  # keyword options the function accepts (dropout rates)
 
 
 ARCHITECTURES = {
@@ -96,8 +96,17 @@ class LowLevelNet:
     values of the same shapes, which is the pure function JAX differentiates.
     """
 
-    def __init__(self, name: str, architecture: Architecture, input_shape, num_classes: int,
-                 variables: list, options: dict, init: str, seed: int):
+    def __init__(
+        self,
+        name: str,
+        architecture: Architecture,
+        input_shape,
+        num_classes: int,
+        variables: list,
+        options: dict,
+        init: str,
+        seed: int,
+    ):
         self.name = name
         self.architecture = architecture
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -116,8 +125,9 @@ class LowLevelNet:
         if seed is None and training:
             seed = int(self._dropout_rng.integers(2**31 - 1))
         scope = Scope(values=values, training=training, dropout_seed=seed)
-        return self.architecture.function(scope, ops.convert_to_tensor(x, dtype="float32"),
-                                          self.num_classes, **self.options)
+        return self.architecture.function(
+            scope, ops.convert_to_tensor(x, dtype="float32"), self.num_classes, **self.options
+        )
 
     def forward(self, x, training: bool = False, seed: int | None = None):
         """Logits of a float32 NHWC batch ``x``; ``training`` turns dropout on (seeded by ``seed``)."""
@@ -160,12 +170,21 @@ class LowLevelNet:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return (f"<LowLevelNet {self.name!r} input={self.input_shape} classes={self.num_classes} "
-                f"params={self.count_params()}>")
+        return (
+            f"<LowLevelNet {self.name!r} input={self.input_shape} classes={self.num_classes} "
+            f"params={self.count_params()}>"
+        )
 
 
-def build(name: str, input_shape, num_classes: int = 10, seed: int = 0, verbose: bool = False,
-          init: str | None = None, **options) -> LowLevelNet:
+def build(
+    name: str,
+    input_shape,
+    num_classes: int = 10,
+    seed: int = 0,
+    verbose: bool = False,
+    init: str | None = None,
+    **options,
+) -> LowLevelNet:
     """Build the low-level twin of the Keras model ``name``.
 
     The network function is traced once on a symbolic ``(None, *input_shape)`` input (a

@@ -158,7 +158,7 @@ def predict_logits(net, x, batch_size: int = 500) -> np.ndarray:
     chunks = []
     with no_grad():
         for start in range(0, len(x), batch_size):
-            chunks.append(ops.convert_to_numpy(forward(values, x[start:start + batch_size])))
+            chunks.append(ops.convert_to_numpy(forward(values, x[start : start + batch_size])))
     if not chunks:
         return np.zeros((0, net.num_classes), dtype="float32")
     return np.concatenate(chunks).astype("float32", copy=False)
@@ -195,11 +195,23 @@ def _logsumexp(logits: np.ndarray) -> np.ndarray:
 def batch_indices(n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True) -> list[np.ndarray]:
     """The mini-batches of one epoch; the order depends only on ``(seed, epoch)``."""
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+    return [order[start : start + batch_size] for start in range(0, n, batch_size)]
 
 
-def fit(net, optimizer, x, y, *, batch_size: int = 100, epochs: int = 1, steps: int | None = None,
-        seed: int = 0, shuffle: bool = True, validation: tuple | None = None, log=None) -> list[dict]:
+def fit(
+    net,
+    optimizer,
+    x,
+    y,
+    *,
+    batch_size: int = 100,
+    epochs: int = 1,
+    steps: int | None = None,
+    seed: int = 0,
+    shuffle: bool = True,
+    validation: tuple | None = None,
+    log=None,
+) -> list[dict]:
     """Train with mini-batches: ``epochs`` passes over ``(x, y)``, or exactly ``steps`` batches.
 
     tntrung's loop is ``fit(net, SGD(0.5), x, y, batch_size=100, steps=1000)``. Returns one dict per

@@ -13,9 +13,7 @@ from cnnlab.lowlevel.networks import ARCHITECTURES, LowLevelNet, build
 def from_keras(model, seed: int = 0) -> LowLevelNet:
     """The low-level twin of a cnnlab Keras ``model`` (chosen by ``model.name``), with its weights."""
     if model.name not in ARCHITECTURES:
-        raise ModelError(
-            f"model {model.name!r}: no low-level twin; expected one of {', '.join(ARCHITECTURES)}"
-        )
+        raise ModelError(f"model {model.name!r}: no low-level twin; expected one of {', '.join(ARCHITECTURES)}")
     input_shape = tuple(model.input_shape[1:])
     num_classes = int(model.output_shape[-1])
     net = build(model.name, input_shape, num_classes, seed=seed, **_dropout_options(model))

@@ -32,8 +32,10 @@ layers = keras.layers
 JORDAN_2024 = "Jordan 2024, 94% on CIFAR-10 in 3.29 Seconds on a Single GPU (arXiv:2404.00498; airbench94)"
 
 # PyTorch's default convolution initialisation (Kaiming-uniform with a = sqrt(5)), as airbench uses.
-TORCH_CONV_INIT = {"class_name": "VarianceScaling",
-                   "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"}}
+TORCH_CONV_INIT = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"},
+}
 
 
 @keras.saving.register_keras_serializable(package="cnnlab")
@@ -85,13 +87,15 @@ class PatchWhitening(layers.Conv2D):
         """Set the filters from ``images`` (N, H, W, C), preprocessed as the model will see them."""
         kh, kw, channels, filters = self.kernel.shape
         if filters != 2 * kh * kw * channels:
-            raise ValueError(f"{self.name}: whitening needs 2 x {kh}x{kw}x{channels} = "
-                             f"{2 * kh * kw * channels} filters, has {filters}")
+            raise ValueError(
+                f"{self.name}: whitening needs 2 x {kh}x{kw}x{channels} = "
+                f"{2 * kh * kw * channels} filters, has {filters}"
+            )
         images = np.asarray(images, dtype="float64")
         covariance = np.zeros((kh * kw * channels,) * 2)
         count = 0
         for start in range(0, len(images), 500):  # 500 images of patches at a time: bounded memory
-            windows = np.lib.stride_tricks.sliding_window_view(images[start:start + 500], (kh, kw), axis=(1, 2))
+            windows = np.lib.stride_tricks.sliding_window_view(images[start : start + 500], (kh, kw), axis=(1, 2))
             patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw * channels)  # (kh, kw, c) order
             covariance += patches.T @ patches
             count += len(patches)
@@ -105,13 +109,11 @@ class PatchWhitening(layers.Conv2D):
 
 
 def _conv(x, filters: int, name: str):
-    return layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=PartialDirac(),
-                         name=name)(x)
+    return layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=PartialDirac(), name=name)(x)
 
 
 def _norm_act(x, name: str, activation: str, bn_momentum: float):
-    x = BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, offset_scale=8.0,
-                           name=f"{name}_bn")(x)
+    x = BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False, offset_scale=8.0, name=f"{name}_bn")(x)
     return layers.Activation(activation, name=f"{name}_{activation}")(x)
 
 
@@ -135,8 +137,16 @@ def _group(x, filters: int, name: str, activation: str, bn_momentum: float):
     quick_options={"widths": (8, 16, 16), "logit_scale": 1.0},
     quick_size=16,
 )
-def airbench(input_shape=(32, 32, 3), num_classes=10, *, widths=(64, 256, 256), whiten_kernel=2,
-             activation="gelu", bn_momentum=0.6, logit_scale=1 / 9):
+def airbench(
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    *,
+    widths=(64, 256, 256),
+    whiten_kernel=2,
+    activation="gelu",
+    bn_momentum=0.6,
+    logit_scale=1 / 9,
+):
     """airbench94 (Jordan 2024): a :class:`PatchWhitening` stem of ``2 x 3 x k x k`` filters
     (k = ``whiten_kernel``) and an activation, three groups of ``widths`` filters (each conv,
     max-pool 2, BN, act, conv, BN, act), global max pooling, an unbiased dense layer and logits

@@ -25,17 +25,41 @@ def batch_norm(x, name: str, *, scale: bool = True):
     return BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=scale, name=name)(x)
 
 
-def conv(x, filters: int, kernel_size, name: str, *, strides=1, padding: str = "same", use_bias: bool = False,
-         kernel_initializer="he_normal"):
+def conv(
+    x,
+    filters: int,
+    kernel_size,
+    name: str,
+    *,
+    strides=1,
+    padding: str = "same",
+    use_bias: bool = False,
+    kernel_initializer="he_normal",
+):
     """A plain convolution; biases are off because a batch norm follows almost everywhere."""
     return layers.Conv2D(
-        filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
-        kernel_initializer=kernel_initializer, name=name,
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        name=name,
     )(x)
 
 
-def conv_bn_relu(x, filters: int, kernel_size, name: str, *, strides=1, padding: str = "same",
-                 use_bias: bool = False, bn_scale: bool = True, activation: str | None = "relu"):
+def conv_bn_relu(
+    x,
+    filters: int,
+    kernel_size,
+    name: str,
+    *,
+    strides=1,
+    padding: str = "same",
+    use_bias: bool = False,
+    bn_scale: bool = True,
+    activation: str | None = "relu",
+):
     """Conv -> BN -> activation, the post-activation unit of ResNet, VGG-BN and Inception."""
     x = conv(x, filters, kernel_size, f"{name}_conv", strides=strides, padding=padding, use_bias=use_bias)
     x = batch_norm(x, f"{name}_bn", scale=bn_scale)

@@ -47,17 +47,24 @@ class ModelFacts:
 
 def measure(name: str) -> ModelFacts:
     """Build ``name`` at its reference configuration and count its parameters and FLOPs."""
+    from cnnlab.backend import quiet_native_stderr
     from cnnlab.models.counting import count_flops, count_params
     from cnnlab.models.registry import create_model
-
-    from cnnlab.backend import quiet_native_stderr
 
     info = model_info(name)
     with quiet_native_stderr():  # TensorFlow's first op logs a CUDA probe failure on CPU-only machines
         model = create_model(name, info.reference_input_shape, info.reference_num_classes)
     params = count_params(model)
-    return ModelFacts(name, tuple(info.reference_input_shape), info.reference_num_classes, params.total,
-                      params.trainable, count_flops(model), info.reference_params, info.reference_counts_all)
+    return ModelFacts(
+        name,
+        tuple(info.reference_input_shape),
+        info.reference_num_classes,
+        params.total,
+        params.trainable,
+        count_flops(model),
+        info.reference_params,
+        info.reference_counts_all,
+    )
 
 
 def _source_key() -> str:

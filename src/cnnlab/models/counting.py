@@ -98,7 +98,9 @@ def _layer_flops(layer) -> int:
         return out * math.prod(layer.pool_size)
     if isinstance(layer, (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)):
         return _elements(_shapes(layer.input)[0])
-    if isinstance(layer, (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum)):
+    if isinstance(
+        layer, (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum)
+    ):
         return (len(_shapes(layer.input)) - 1) * out
     if name == "LayerScale":  # ConvNeXt (Keras Applications): one multiply per element
         return out

@@ -39,8 +39,16 @@ def transition(x, compression: float, name: str):
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
 
 
-def densenet(input_shape=(32, 32, 3), num_classes=10, *, blocks=(16, 16, 16), growth_rate=12,
-             compression=0.5, bottleneck=True, stem="cifar"):
+def densenet(
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    *,
+    blocks=(16, 16, 16),
+    growth_rate=12,
+    compression=0.5,
+    bottleneck=True,
+    stem="cifar",
+):
     """DenseNet(-BC) of Huang et al. (2017) with ``blocks`` layers per dense block.
 
     ``stem="cifar"``: conv 3x3 with 2k filters (the paper's CIFAR form); ``stem="imagenet"``: conv

@@ -70,7 +70,7 @@ NOTES = {
         "except for layer order in `model.layers`."
     ),
     "lenet5": (
-        "`init=\"seed0\"` repeats tntrung's initialisers, including its use of the weight initialiser "
+        '`init="seed0"` repeats tntrung\'s initialisers, including its use of the weight initialiser '
         "(truncated normal 0.1) for the dense layers' biases. The minimum input is 16x16 (at 28x28 the "
         "flattened map has 256 values, not 400, so the count changes)."
     ),
@@ -82,7 +82,7 @@ NOTES = {
     ),
     "resnet20": (
         "ResNet-20 ... 110 use option-A shortcuts (stride-2 subsampling and zero-padded channels, no "
-        "parameters), as in the paper's CIFAR experiments; `shortcut=\"B\"` uses 1x1 projections "
+        'parameters), as in the paper\'s CIFAR experiments; `shortcut="B"` uses 1x1 projections '
         "(+~1-2%). The counts match exactly."
     ),
     "inception_v4": (
@@ -138,9 +138,11 @@ def _row(facts: ModelFacts) -> str:
     diff = facts.difference
     diff_text = "-" if diff is None else ("exact" if diff == 0 else f"{100 * diff:+.3f}%")
     published = _int(facts.reference_params) + (" (all)" if facts.reference_counts_all else "")
-    return (f"| `{facts.name}` | {info.paper} | {shape}, {facts.num_classes} | {published} | "
-            f"{_int(facts.trainable_params)} / {_int(facts.total_params)} | {diff_text} | {_flops(facts.flops)} | "
-            f"{info.min_size} | {info.description} |")
+    return (
+        f"| `{facts.name}` | {info.paper} | {shape}, {facts.num_classes} | {published} | "
+        f"{_int(facts.trainable_params)} / {_int(facts.total_params)} | {diff_text} | {_flops(facts.flops)} | "
+        f"{info.min_size} | {info.description} |"
+    )
 
 
 def _options(name: str) -> str:
@@ -153,9 +155,11 @@ def render_markdown(facts: list[ModelFacts]) -> str:
     from cnnlab._keras import keras
 
     lines = [INTRO.format(command=COMMAND, keras=keras.__version__, backend=keras.backend.backend()), ""]
-    lines += ["| model | paper | input, classes | published | cnnlab trainable / total | difference | "
-              "FLOPs/image | min size | description |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| model | paper | input, classes | published | cnnlab trainable / total | difference | "
+        "FLOPs/image | min size | description |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     lines += [_row(f) for f in facts]
     lines += ["", "## Notes on differences and choices", ""]
     for f in facts:

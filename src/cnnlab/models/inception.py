@@ -15,8 +15,9 @@ from cnnlab.models.registration import register_model
 
 layers = keras.layers
 
-SZEGEDY_2017 = ("Szegedy et al. 2017, Inception-v4, Inception-ResNet and the Impact of Residual Connections "
-                "on Learning (AAAI)")
+SZEGEDY_2017 = (
+    "Szegedy et al. 2017, Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning (AAAI)"
+)
 
 
 class _Inception:
@@ -116,8 +117,16 @@ class _Inception:
         return layers.Concatenate(name=name)([b0, b1, b2, b3])
 
 
-def inception_v4(input_shape=(299, 299, 3), num_classes=1000, *, stem="imagenet", width=1.0,
-                 blocks=(4, 7, 3), dropout=0.2, bn_scale=True):
+def inception_v4(
+    input_shape=(299, 299, 3),
+    num_classes=1000,
+    *,
+    stem="imagenet",
+    width=1.0,
+    blocks=(4, 7, 3),
+    dropout=0.2,
+    bn_scale=True,
+):
     """Inception-v4 (Szegedy et al. 2017, figure 9): stem, 4 x Inception-A, Reduction-A,
     7 x Inception-B, Reduction-B, 3 x Inception-C, global average pooling, dropout (keep 0.8),
     dense.

@@ -43,9 +43,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return {**super().get_config(), "offset_scale": self.offset_scale}
 
     def _fusable(self, inputs, mask) -> bool:
-        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
-                and not getattr(self, "synchronized", False)
-                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not getattr(self, "synchronized", False)
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+        )
 
     def _fused_training_call(self, inputs):
         import tensorflow as tf
@@ -56,9 +61,15 @@ class BatchNormalization(keras.layers.BatchNormalization):
         # bfloat16 / float16 activations are accepted as they are: the op computes in float32.
         # The raw op, not tf.nn's wrapper: the wrapper raises epsilon to cuDNN's minimum 1.001e-5.
         outputs, mean, unbiased_variance, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs, scale=tf.cast(scale, "float32"), offset=tf.cast(offset, "float32"),
-            mean=tf.zeros([0], "float32"), variance=tf.zeros([0], "float32"), epsilon=self.epsilon,
-            data_format="NHWC", is_training=True)
+            x=inputs,
+            scale=tf.cast(scale, "float32"),
+            offset=tf.cast(offset, "float32"),
+            mean=tf.zeros([0], "float32"),
+            variance=tf.zeros([0], "float32"),
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=True,
+        )
         count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32")
         variance = unbiased_variance * (count - 1.0) / count
         momentum = self.momentum

@@ -19,8 +19,15 @@ layers = keras.layers
 SANDLER_2018 = "Sandler et al. 2018, MobileNetV2: Inverted Residuals and Linear Bottlenecks (CVPR)"
 
 # (expansion t, output channels c, repeats n, first stride s): table 2, CIFAR strides.
-CIFAR_STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                (6, 320, 1, 1))
+CIFAR_STAGES = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def inverted_residual(x, expansion: int, filters: int, stride: int, name: str):
@@ -57,8 +64,9 @@ def mobilenet_v2_cifar(input_shape=(32, 32, 3), num_classes=10, *, width=1.0, re
     x = conv_bn_relu(inputs, scaled(32), 3, "stem")
     for stage, (expansion, filters, repeats, stride) in enumerate(stages, start=1):
         for block in range(1, repeats + 1):
-            x = inverted_residual(x, expansion, scaled(filters), stride if block == 1 else 1,
-                                  f"stage{stage}_block{block}")
+            x = inverted_residual(
+                x, expansion, scaled(filters), stride if block == 1 else 1, f"stage{stage}_block{block}"
+            )
     x = conv_bn_relu(x, scaled(1280), 1, "head")
     outputs = classifier(x, num_classes)
     return keras.Model(inputs, outputs, name="mobilenet_v2")

@@ -85,13 +85,21 @@ def lenet5(input_shape=(32, 32, 1), num_classes=10, *, init="glorot"):
     inputs = model_input(input_shape)
     x = inputs
     for i, filters in enumerate((6, 16), start=1):
-        x = layers.Conv2D(filters, 5, padding="valid", activation="relu", kernel_initializer=kernel,
-                          bias_initializer=conv_bias, name=f"conv{i}")(x)
+        x = layers.Conv2D(
+            filters,
+            5,
+            padding="valid",
+            activation="relu",
+            kernel_initializer=kernel,
+            bias_initializer=conv_bias,
+            name=f"conv{i}",
+        )(x)
         x = layers.MaxPooling2D(2, strides=2, padding="valid", name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate((120, 84), start=1):
-        x = layers.Dense(units, activation="relu", kernel_initializer=kernel, bias_initializer=dense_bias,
-                         name=f"fc{i}")(x)
+        x = layers.Dense(
+            units, activation="relu", kernel_initializer=kernel, bias_initializer=dense_bias, name=f"fc{i}"
+        )(x)
     outputs = layers.Dense(num_classes, kernel_initializer=kernel, bias_initializer=dense_bias, name="logits")(x)
     return keras.Model(inputs, outputs, name="lenet5")
 
@@ -136,8 +144,9 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5):
     reference_counts_all=True,
     batch_norm=False,
 )
-def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dense_dropout=0.5,
-              stddev=0.01, max_norm=None):
+def cifar_cnn(
+    input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dense_dropout=0.5, stddev=0.01, max_norm=None
+):
     """Richard Kuo's TensorFlow CIFAR-10 network, without biases anywhere.
 
     Three blocks of conv 3x3 SAME (32, 64, 128) + ReLU + max-pool 2/2 SAME + dropout (keep 0.8),
@@ -152,17 +161,27 @@ def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dens
     inputs = model_input(input_shape)
     x = inputs
     for i, filters in enumerate((32, 64, 128), start=1):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", use_bias=False, kernel_initializer=init,
-                          kernel_constraint=constraint, name=f"conv{i}")(x)
+        x = layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            activation="relu",
+            use_bias=False,
+            kernel_initializer=init,
+            kernel_constraint=constraint,
+            name=f"conv{i}",
+        )(x)
         x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"pool{i}")(x)
         if i == 3:
             x = layers.Flatten(name="flatten")(x)
         x = layers.Dropout(conv_rate, name=f"dropout{i}")(x)
-    x = layers.Dense(625, activation="relu", use_bias=False, kernel_initializer=init, kernel_constraint=constraint,
-                     name="fc1")(x)
+    x = layers.Dense(
+        625, activation="relu", use_bias=False, kernel_initializer=init, kernel_constraint=constraint, name="fc1"
+    )(x)
     x = layers.Dropout(dense_rate, name="dropout_fc1")(x)
-    outputs = layers.Dense(num_classes, use_bias=False, kernel_initializer=init, kernel_constraint=constraint,
-                           name="logits")(x)
+    outputs = layers.Dense(
+        num_classes, use_bias=False, kernel_initializer=init, kernel_constraint=constraint, name="logits"
+    )(x)
     return keras.Model(inputs, outputs, name="cifar_cnn")
 
 
@@ -177,8 +196,16 @@ def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, *, conv_dropout=0.2, dens
     reference_note="552,362 total / 551,466 trainable as printed by Jake Tae's summary, which has no "
     "BatchNormalization after Dense(128); its code has one (dense_batchnorm=True: +512, 552,874 total)",
 )
-def vgg_bn(input_shape=(32, 32, 3), num_classes=10, *, dropout=(0.2, 0.3, 0.4), dense_dropout=0.5,
-           dense_batchnorm=False, kernel_initializer="he_uniform", max_norm=None):
+def vgg_bn(
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    *,
+    dropout=(0.2, 0.3, 0.4),
+    dense_dropout=0.5,
+    dense_batchnorm=False,
+    kernel_initializer="he_uniform",
+    max_norm=None,
+):
     """Jake Tae's network: three blocks of [conv 3x3 SAME + ReLU + BN] x 2, max-pool 2, dropout
     (0.2, 0.3, 0.4); flatten, dense 128 + ReLU, dropout 0.5, dense classes.
 
@@ -194,8 +221,15 @@ def vgg_bn(input_shape=(32, 32, 3), num_classes=10, *, dropout=(0.2, 0.3, 0.4), 
     x = inputs
     for block, (filters, rate) in enumerate(zip((32, 64, 128), rates), start=1):
         for i in (1, 2):
-            x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=kernel_initializer,
-                              kernel_constraint=constraint, name=f"block{block}_conv{i}")(x)
+            x = layers.Conv2D(
+                filters,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer=kernel_initializer,
+                kernel_constraint=constraint,
+                name=f"block{block}_conv{i}",
+            )(x)
             x = BatchNormalization(name=f"block{block}_bn{i}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         x = layers.Dropout(rate, name=f"block{block}_dropout")(x)

@@ -42,9 +42,7 @@ def model_info(name: str) -> ModelInfo:
     except KeyError:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=4, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ModelError(
-            f"model: unknown model {name!r}{hint} (`cnnlab models` lists all {len(_REGISTRY)})"
-        ) from None
+        raise ModelError(f"model: unknown model {name!r}{hint} (`cnnlab models` lists all {len(_REGISTRY)})") from None
 
 
 def create_model(name: str, input_shape: Shape | None = None, num_classes: int = 10, **options: Any):
@@ -77,8 +75,7 @@ def check_input_shape(info: ModelInfo, input_shape: Any) -> Shape:
     height, width, _ = shape
     if min(height, width) < info.min_size:
         raise ModelError(
-            f"input_shape: {info.name} needs images of at least {info.min_size}x{info.min_size}, "
-            f"got {height}x{width}"
+            f"input_shape: {info.name} needs images of at least {info.min_size}x{info.min_size}, got {height}x{width}"
         )
     return shape
 

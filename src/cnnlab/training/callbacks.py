@@ -99,8 +99,10 @@ def divergence_message(trainer, subject: str, at: str) -> str:
     """The one line shown when training diverges, naming the epoch of the step and the last good checkpoint."""
     kept = ckpt.read_pointer(trainer.path, "latest") if trainer.is_writer else None
     where = f"step {kept['step']}" if kept else "none written yet"
-    return (f"{subject} at epoch {trainer.epoch_of_step(trainer.state.step)}, {at}; stopped. "
-            f"Last good checkpoint: {where} in {trainer.path / 'checkpoints'} (try a lower --lr)")
+    return (
+        f"{subject} at epoch {trainer.epoch_of_step(trainer.state.step)}, {at}; stopped. "
+        f"Last good checkpoint: {where} in {trainer.path / 'checkpoints'} (try a lower --lr)"
+    )
 
 
 # ----------------------------------------------------------------------------- trackers
@@ -132,8 +134,10 @@ class Unfreezer(Callback):
 
     def on_epoch_begin(self, trainer):
         if trainer.state.epoch + 1 >= self.epoch and trainer.engine.unfreeze():
-            trainer.say(f"epoch {trainer.state.epoch + 1}: {len(trainer.engine.frozen)} frozen layers "
-                            f"now train (rate x {trainer.config.backbone_lr_mult:g})")
+            trainer.say(
+                f"epoch {trainer.state.epoch + 1}: {len(trainer.engine.frozen)} frozen layers "
+                f"now train (rate x {trainer.config.backbone_lr_mult:g})"
+            )
 
 
 class BestTracker(Callback):
@@ -182,8 +186,11 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, trainer, row):
         state = trainer.state
         if self.patience and state.wait >= self.patience and state.step < trainer.total_steps:
-            trainer.request_stop("stopped_early", f"early stopping: {trainer.config.monitor} has not improved for "
-                                 f"{self.patience} validations (best {state.best_value:.4f} at step {state.best_step})")
+            trainer.request_stop(
+                "stopped_early",
+                f"early stopping: {trainer.config.monitor} has not improved for "
+                f"{self.patience} validations (best {state.best_value:.4f} at step {state.best_step})",
+            )
 
 
 # ----------------------------------------------------------------------------- writers
@@ -198,13 +205,15 @@ class ConsoleLog(Callback):
 
     def on_chunk_end(self, trainer, logs):
         state = trainer.state
-        trainer.report.batches_done(logs["steps"], logs["images"], state.loss_sum / state.seen,
-                                    state.correct_sum / state.seen)
+        trainer.report.batches_done(
+            logs["steps"], logs["images"], state.loss_sum / state.seen, state.correct_sum / state.seen
+        )
 
     def on_validation(self, trainer, result):
         if not result["epoch_end"]:
-            trainer.logger.info("step %d: val_loss %.4f val_accuracy %.4f", result["step"], result["val_loss"],
-                                result["val_accuracy"])
+            trainer.logger.info(
+                "step %d: val_loss %.4f val_accuracy %.4f", result["step"], result["val_loss"], result["val_accuracy"]
+            )
 
     def on_epoch_end(self, trainer, row):
         trainer.say(epoch_line(row, trainer.total_epochs, trainer.report.images_per_second()))
@@ -225,12 +234,14 @@ class TensorBoard(Callback):
             self.log.graph(trainer.engine.keras_model(), trainer.preprocessing.output_shape)
 
     def on_validation(self, trainer, result):
-        self.log.scalars(result["step"], {"step_val_loss": result["val_loss"],
-                                          "step_val_accuracy": result["val_accuracy"]})
+        self.log.scalars(
+            result["step"], {"step_val_loss": result["val_loss"], "step_val_accuracy": result["val_accuracy"]}
+        )
 
     def on_epoch_end(self, trainer, row):
-        self.log.scalars(row["epoch"], {f"epoch_{k}": row[k] for k in
-                                        ("loss", "accuracy", "val_loss", "val_accuracy", "lr")})
+        self.log.scalars(
+            row["epoch"], {f"epoch_{k}": row[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")}
+        )
 
     def close(self):
         if getattr(self, "log", None) is not None:
@@ -246,8 +257,9 @@ class RestoreBest(Callback):
             return
         _, arrays = ckpt.load_state_arrays(trainer.path, "best")
         trainer.engine.set_state(arrays)
-        trainer.say(f"restored the best weights (step {state.best_step}, "
-                    f"{trainer.config.monitor} {state.best_value:.4f})")
+        trainer.say(
+            f"restored the best weights (step {state.best_step}, {trainer.config.monitor} {state.best_value:.4f})"
+        )
 
 
 class ModelWriter(Callback):
@@ -300,8 +312,9 @@ class Checkpointer(Callback):
         arrays = trainer.engine.get_state()
         for key, value in arrays.items():
             if value.dtype.kind == "f" and not np.isfinite(value).all():
-                message = divergence_message(trainer, f"weights became non-finite ({key.split('/')[-1]})",
-                                             f"step {state.step}")
+                message = divergence_message(
+                    trainer, f"weights became non-finite ({key.split('/')[-1]})", f"step {state.step}"
+                )
                 trainer.logger.error(message)
                 raise TrainingDiverged(message)
         kinds = ("latest", "best") if best else ("latest",)
@@ -351,8 +364,10 @@ def default_callbacks(config, user=(), writer: bool = True) -> list[Callback]:
 
 
 def epoch_line(row: dict, total_epochs: int, images_per_second: float) -> str:
-    text = (f"epoch {row['epoch']}/{total_epochs}  step {row['step']}  loss {row['loss']:.4f}  "
-            f"accuracy {row['accuracy']:.4f}")
+    text = (
+        f"epoch {row['epoch']}/{total_epochs}  step {row['step']}  loss {row['loss']:.4f}  "
+        f"accuracy {row['accuracy']:.4f}"
+    )
     if row.get("val_loss") is not None:
         text += f"  val_loss {row['val_loss']:.4f}  val_accuracy {row['val_accuracy']:.4f}"
     return text + f"  lr {row['lr']:.3g}  {images_per_second:,.0f} img/s  {row['seconds']:.0f}s"
@@ -361,11 +376,23 @@ def epoch_line(row: dict, total_epochs: int, images_per_second: float) -> str:
 def final_line(metrics: dict) -> str:
     if "accuracy" not in metrics:
         return f"finished: {metrics['epochs']} epochs, {metrics['steps']} steps (no test split)"
-    return (f"finished: {metrics['split']} accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f} "
-            f"({metrics['n']} images, {metrics['steps']} steps, {metrics['seconds']:.0f}s)")
+    return (
+        f"finished: {metrics['split']} accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f} "
+        f"({metrics['n']} images, {metrics['steps']} steps, {metrics['seconds']:.0f}s)"
+    )
 
 
 __all__ = [
-    "Callback", "CallbackList", "DivergenceGuard", "BestTracker", "EarlyStopping", "ConsoleLog", "TensorBoard",
-    "RestoreBest", "ModelWriter", "Checkpointer", "HistoryWriter", "default_callbacks",
+    "Callback",
+    "CallbackList",
+    "DivergenceGuard",
+    "BestTracker",
+    "EarlyStopping",
+    "ConsoleLog",
+    "TensorBoard",
+    "RestoreBest",
+    "ModelWriter",
+    "Checkpointer",
+    "HistoryWriter",
+    "default_callbacks",
 ]

@@ -37,8 +37,9 @@ def checkpoint_dir(run_path: Path) -> Path:
     return Path(run_path) / "checkpoints"
 
 
-def save_checkpoint(run_path: Path, engine, state: dict[str, Any], kinds=("latest",),
-                    arrays: dict[str, np.ndarray] | None = None) -> Path:
+def save_checkpoint(
+    run_path: Path, engine, state: dict[str, Any], kinds=("latest",), arrays: dict[str, np.ndarray] | None = None
+) -> Path:
     """Write the engine and ``state`` (JSON-able loop state) as one checkpoint, pointed to by ``kinds``.
 
     ``arrays``: the engine's state if the caller already has it (``engine.get_state()``).
@@ -98,9 +99,9 @@ def load_checkpoint_model(run_path: Path, kind: str = "latest"):
 
 def load_keras_file(path: Path):
     """``keras.saving.load_model(path, compile=False)``, turning a damaged file into a RunError."""
+    import cnnlab.training.optim  # noqa: F401  (registers cnnlab's schedules for deserialisation)
     from cnnlab._keras import keras
     from cnnlab.models import list_models
-    import cnnlab.training.optim  # noqa: F401  (registers cnnlab's schedules for deserialisation)
 
     list_models()  # imports every builder module: registers cnnlab's custom layers (ResNet's zero-pad shortcut)
     _require_regular(path)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import tomllib
 
 from cnnlab.constants import (
     AUGMENTATION_KEYS,
@@ -52,6 +53,7 @@ def flag(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- coercion
+
 
 def _positive_number(name, value):
     number = _number(name, value, "a positive number")
@@ -173,7 +175,7 @@ def _holdout(name, value):
 
 
 def _image_size(name, value):
-    """"" (the dataset's own size), "H" or "H,W" (also HxW)."""
+    """ "" (the dataset's own size), "H" or "H,W" (also HxW)."""
     if value is None or str(value).strip() == "":
         return ""
     parts = str(value).lower().replace("x", ",").split(",")
@@ -201,8 +203,13 @@ def _augmentation(name, value):
     unknown = sorted(set(table) - set(AUGMENTATION_KEYS))
     if unknown:
         raise ConfigError(f"--augment: unknown key {unknown[0]!r}; expected {', '.join(AUGMENTATION_KEYS)}")
-    checks = {"shift": _non_negative_number, "zoom": _non_negative_number, "rotation": _non_negative_number,
-              "crop_padding": _non_negative_int, "flip": _flip}
+    checks = {
+        "shift": _non_negative_number,
+        "zoom": _non_negative_number,
+        "rotation": _non_negative_number,
+        "crop_padding": _non_negative_int,
+        "flip": _flip,
+    }
     for key, check in checks.items():
         if key in table:
             try:
@@ -232,7 +239,6 @@ def _val_split(name, value):
     return text
 
 
-
 def _ema_decay(name, value):
     """0 (off) or a decay in (0, 1)."""
     number = _number(name, value, "0 (off) or a decay in (0, 1), e.g. 0.999")
@@ -242,7 +248,7 @@ def _ema_decay(name, value):
 
 
 def _class_weight(name, value):
-    """"" (off), "balanced", or per-class weights: "0=1.0,1=2.5" (or a table {0 = 1.0, 1 = 2.5}).
+    """ "" (off), "balanced", or per-class weights: "0=1.0,1=2.5" (or a table {0 = 1.0, 1 = 2.5}).
 
     Stored in its canonical text form (``"0=1,1=2.5"``), so config.json and recipes read the same.
     """
@@ -283,7 +289,7 @@ def class_weight_table(spec: str) -> dict[int, float]:
 
 
 def _freeze_spec(name, value):
-    """"" (off), "backbone", "until:LAYER" or a count N of leading layers."""
+    """ "" (off), "backbone", "until:LAYER" or a count N of leading layers."""
     expected = "backbone, until:LAYER or a number of layers N"
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off", "0")):
         return ""
@@ -294,13 +300,21 @@ def _freeze_spec(name, value):
     text = str(value).strip()
     if text == "backbone" or text.isdigit():
         return text
-    if text.startswith("until:") and text[len("until:"):].strip():
-        return "until:" + text[len("until:"):].strip()
+    if text.startswith("until:") and text[len("until:") :].strip():
+        return "until:" + text[len("until:") :].strip()
     raise _bad(name, expected, value)
 
 
-def option(default: Any, check: Callable, *, help: str, metavar: str = "", panel: str = "", legacy: Any = _NO_LEGACY,
-           cli: bool = True):
+def option(
+    default: Any,
+    check: Callable,
+    *,
+    help: str,
+    metavar: str = "",
+    panel: str = "",
+    legacy: Any = _NO_LEGACY,
+    cli: bool = True,
+):
     """A TrainConfig field declared with everything that derives from it.
 
     ``check(name, value)`` returns the coerced value or raises a one-line ConfigError naming the
@@ -317,134 +331,314 @@ def option(default: Any, check: Callable, *, help: str, metavar: str = "", panel
     return field(default=default, metadata=metadata)
 
 
-
 @dataclass
 class TrainConfig:
     """Everything that decides what a training run computes (and nothing about where it is written)."""
 
     # what to train, on what
     model: str = option("", _text, metavar="NAME", panel="model", help="Model from `cnnlab models`.")
-    dataset: str = option("", _text, metavar="NAME", panel="data",
-                          help="Dataset from `cnnlab datasets` (mnist, cifar10_jpg, folder:PATH, idx:DIR, ...).")
+    dataset: str = option(
+        "",
+        _text,
+        metavar="NAME",
+        panel="data",
+        help="Dataset from `cnnlab datasets` (mnist, cifar10_jpg, folder:PATH, idx:DIR, ...).",
+    )
     model_options: dict = option({}, _table, cli=False, help="Model builder options (--model-option KEY=VALUE).")
-    init_from: str = option("", _optional_text, metavar="RUN|FILE", panel="model", legacy="",
-                            help="Start from the weights of a run folder, a .keras or a .weights.h5 file, matched "
-                            "by layer name and shape (a head of another class count starts afresh).")
-    freeze: str = option("", _freeze_spec, metavar="SPEC", panel="model", legacy="",
-                         help="Freeze layers: backbone (all but the classifier head), until:LAYER (up to and "
-                         "including LAYER) or N (the first N layers with weights). Batch norm there stays in "
-                         "inference mode.")
-    val_split: Any = option(None, _val_split, metavar="SPEC", panel="data",
-                            help="Validation images taken from train: 0.1, 5000, first:10%, last:10000, none.")
-    test_split: str = option("auto", _holdout, metavar="SPEC", panel="data", legacy="none",
-                             help="For a dataset without a test split: the images held out (stratified by class, "
-                             "seeded, recorded in split.json) as a test split: 0.1, 10%, 500, none; auto = 10%, "
-                             "and 10% for validation too unless --val-split says otherwise.")
-    image_size: str = option("", _image_size, metavar="H[,W]", panel="data", legacy="",
-                             help="Resize every image to H x W (e.g. 64 or 96,128); default: the dataset's size, "
-                             "for folders of photos the median size capped at 128 (announced).")
-    resize: str = option("squash", _choice(RESIZE_POLICIES), metavar="POLICY", panel="data", legacy="squash",
-                         help="How --image-size resizes: " + ", ".join(RESIZE_POLICIES) + ".")
-    skip_bad: bool = option(False, _boolean, panel="data", legacy=False,
-                            help="Skip image files that cannot be decoded (counted) instead of stopping.")
-    inspect: bool = option(True, _boolean, panel="data", legacy=False,
-                           help="Check the data first (classes missing from a split, duplicates, labels, "
-                           "imbalance): warnings in the console, train.log and config.json.")
-    strict: bool = option(False, _boolean, panel="data", legacy=False,
-                          help="Stop when the data check warns, instead of training on.")
-    max_train_samples: int = option(0, _non_negative_int, metavar="N", panel="data",
-                                    help="Train on a fixed subset of N images (0 = all).")
-    max_eval_samples: int = option(0, _non_negative_int, metavar="N", panel="data",
-                                   help="Validate and test on N images (0 = all).")
+    init_from: str = option(
+        "",
+        _optional_text,
+        metavar="RUN|FILE",
+        panel="model",
+        legacy="",
+        help="Start from the weights of a run folder, a .keras or a .weights.h5 file, matched "
+        "by layer name and shape (a head of another class count starts afresh).",
+    )
+    freeze: str = option(
+        "",
+        _freeze_spec,
+        metavar="SPEC",
+        panel="model",
+        legacy="",
+        help="Freeze layers: backbone (all but the classifier head), until:LAYER (up to and "
+        "including LAYER) or N (the first N layers with weights). Batch norm there stays in "
+        "inference mode.",
+    )
+    val_split: Any = option(
+        None,
+        _val_split,
+        metavar="SPEC",
+        panel="data",
+        help="Validation images taken from train: 0.1, 5000, first:10%, last:10000, none.",
+    )
+    test_split: str = option(
+        "auto",
+        _holdout,
+        metavar="SPEC",
+        panel="data",
+        legacy="none",
+        help="For a dataset without a test split: the images held out (stratified by class, "
+        "seeded, recorded in split.json) as a test split: 0.1, 10%, 500, none; auto = 10%, "
+        "and 10% for validation too unless --val-split says otherwise.",
+    )
+    image_size: str = option(
+        "",
+        _image_size,
+        metavar="H[,W]",
+        panel="data",
+        legacy="",
+        help="Resize every image to H x W (e.g. 64 or 96,128); default: the dataset's size, "
+        "for folders of photos the median size capped at 128 (announced).",
+    )
+    resize: str = option(
+        "squash",
+        _choice(RESIZE_POLICIES),
+        metavar="POLICY",
+        panel="data",
+        legacy="squash",
+        help="How --image-size resizes: " + ", ".join(RESIZE_POLICIES) + ".",
+    )
+    skip_bad: bool = option(
+        False,
+        _boolean,
+        panel="data",
+        legacy=False,
+        help="Skip image files that cannot be decoded (counted) instead of stopping.",
+    )
+    inspect: bool = option(
+        True,
+        _boolean,
+        panel="data",
+        legacy=False,
+        help="Check the data first (classes missing from a split, duplicates, labels, "
+        "imbalance): warnings in the console, train.log and config.json.",
+    )
+    strict: bool = option(
+        False, _boolean, panel="data", legacy=False, help="Stop when the data check warns, instead of training on."
+    )
+    max_train_samples: int = option(
+        0, _non_negative_int, metavar="N", panel="data", help="Train on a fixed subset of N images (0 = all)."
+    )
+    max_eval_samples: int = option(
+        0, _non_negative_int, metavar="N", panel="data", help="Validate and test on N images (0 = all)."
+    )
     # input pipeline
-    normalize: str = option("unit", _choice(NORMALIZE_MODES), metavar="MODE", panel="data",
-                            help="Input normalisation: " + ", ".join(NORMALIZE_MODES) + ".")
-    pad: int = option(0, _non_negative_int, metavar="PIXELS", panel="data",
-                      help="Zero padding around each image (LeNet-5 on MNIST: 2).")
+    normalize: str = option(
+        "unit",
+        _choice(NORMALIZE_MODES),
+        metavar="MODE",
+        panel="data",
+        help="Input normalisation: " + ", ".join(NORMALIZE_MODES) + ".",
+    )
+    pad: int = option(
+        0,
+        _non_negative_int,
+        metavar="PIXELS",
+        panel="data",
+        help="Zero padding around each image (LeNet-5 on MNIST: 2).",
+    )
     augmentation: dict = option({}, _augmentation, cli=False, help="Data augmentation (--augment SPEC).")
     shuffle: bool = option(True, _boolean, panel="data", help="Shuffle the training set each epoch.")
     drop_last: bool = option(False, _boolean, panel="data", help="Drop the last partial batch of each epoch.")
-    sampler: str = option("shuffle", _choice(("shuffle", "balanced")), metavar="NAME", panel="data",
-                          legacy="shuffle",
-                          help="Batch sampler: shuffle (each image once per epoch) or balanced (classes drawn "
-                          "equally often, images with replacement; deterministic for the seed and epoch).")
+    sampler: str = option(
+        "shuffle",
+        _choice(("shuffle", "balanced")),
+        metavar="NAME",
+        panel="data",
+        legacy="shuffle",
+        help="Batch sampler: shuffle (each image once per epoch) or balanced (classes drawn "
+        "equally often, images with replacement; deterministic for the seed and epoch).",
+    )
     # optimisation
-    optimizer: str = option("adam", _choice(OPTIMIZERS), metavar="NAME", panel="optimisation",
-                            help="Optimizer: " + ", ".join(OPTIMIZERS) + ".")
-    lr: float = option(1e-3, _positive_number, metavar="RATE", panel="optimisation",
-                       help="Learning rate (peak rate for cosine / one-cycle).")
+    optimizer: str = option(
+        "adam",
+        _choice(OPTIMIZERS),
+        metavar="NAME",
+        panel="optimisation",
+        help="Optimizer: " + ", ".join(OPTIMIZERS) + ".",
+    )
+    lr: float = option(
+        1e-3,
+        _positive_number,
+        metavar="RATE",
+        panel="optimisation",
+        help="Learning rate (peak rate for cosine / one-cycle).",
+    )
     momentum: float = option(0.0, _fraction, metavar="M", panel="optimisation", help="Momentum (sgd, rmsprop).")
     nesterov: bool = option(False, _boolean, panel="optimisation", help="Nesterov momentum (sgd).")
-    rho: float = option(0.9, _fraction, metavar="RHO", panel="optimisation",
-                        help="RMSProp decay of the squared-gradient average.")
-    weight_decay: float = option(0.0, _non_negative_number, metavar="WD", panel="optimisation",
-                                 help="Decoupled weight decay.")
-    label_smoothing: float = option(0.0, _fraction, metavar="EPS", panel="optimisation",
-                                    help="Label smoothing of the training loss, in [0, 1). Validation and test "
-                                    "losses are plain cross-entropy.")
+    rho: float = option(
+        0.9, _fraction, metavar="RHO", panel="optimisation", help="RMSProp decay of the squared-gradient average."
+    )
+    weight_decay: float = option(
+        0.0, _non_negative_number, metavar="WD", panel="optimisation", help="Decoupled weight decay."
+    )
+    label_smoothing: float = option(
+        0.0,
+        _fraction,
+        metavar="EPS",
+        panel="optimisation",
+        help="Label smoothing of the training loss, in [0, 1). Validation and test losses are plain cross-entropy.",
+    )
     batch_size: int = option(32, _positive_int, metavar="N", panel="optimisation", help="Images per step.")
-    clip_norm: float = option(0.0, _non_negative_number, metavar="N", panel="optimisation", legacy=0.0,
-                              help="Clip the gradient's global norm (over all weights) to N before each update "
-                              "(0 = off).")
-    ema: float = option(0.0, _ema_decay, metavar="DECAY", panel="optimisation", legacy=0.0,
-                        help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); "
-                        "validation, checkpoints, the final model and exports use the averaged weights (0 = off).")
-    class_weight: str = option("", _class_weight, metavar="balanced|0=1.0,1=2.5", panel="optimisation", legacy="",
-                               help="Per-class loss weights: balanced (n_samples / (n_classes x count)) or "
-                               "CLASS=WEIGHT pairs (classes not named weigh 1).")
-    backbone_lr_mult: float = option(1.0, _positive_number, metavar="F", panel="optimisation", legacy=1.0,
-                                     help="Learning-rate multiplier for the layers --freeze names, once they train "
-                                     "(after --unfreeze-at).")
+    clip_norm: float = option(
+        0.0,
+        _non_negative_number,
+        metavar="N",
+        panel="optimisation",
+        legacy=0.0,
+        help="Clip the gradient's global norm (over all weights) to N before each update (0 = off).",
+    )
+    ema: float = option(
+        0.0,
+        _ema_decay,
+        metavar="DECAY",
+        panel="optimisation",
+        legacy=0.0,
+        help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); "
+        "validation, checkpoints, the final model and exports use the averaged weights (0 = off).",
+    )
+    class_weight: str = option(
+        "",
+        _class_weight,
+        metavar="balanced|0=1.0,1=2.5",
+        panel="optimisation",
+        legacy="",
+        help="Per-class loss weights: balanced (n_samples / (n_classes x count)) or "
+        "CLASS=WEIGHT pairs (classes not named weigh 1).",
+    )
+    backbone_lr_mult: float = option(
+        1.0,
+        _positive_number,
+        metavar="F",
+        panel="optimisation",
+        legacy=1.0,
+        help="Learning-rate multiplier for the layers --freeze names, once they train (after --unfreeze-at).",
+    )
     # schedule
-    schedule: str = option("constant", _choice(SCHEDULES), metavar="NAME", panel="schedule",
-                           help="Learning-rate schedule: " + ", ".join(SCHEDULES) + ".")
-    warmup_steps: int = option(0, _non_negative_int, metavar="N", panel="schedule",
-                               help="Linear warm-up steps (any schedule).")
-    decay_every: int = option(0, _non_negative_int, metavar="N", panel="schedule",
-                              help="step schedule: multiply the rate by --decay-rate every N steps.")
+    schedule: str = option(
+        "constant",
+        _choice(SCHEDULES),
+        metavar="NAME",
+        panel="schedule",
+        help="Learning-rate schedule: " + ", ".join(SCHEDULES) + ".",
+    )
+    warmup_steps: int = option(
+        0, _non_negative_int, metavar="N", panel="schedule", help="Linear warm-up steps (any schedule)."
+    )
+    decay_every: int = option(
+        0,
+        _non_negative_int,
+        metavar="N",
+        panel="schedule",
+        help="step schedule: multiply the rate by --decay-rate every N steps.",
+    )
     decay_rate: float = option(0.1, _positive_number, metavar="F", panel="schedule", help="step schedule factor.")
-    min_lr: float = option(0.0, _non_negative_number, metavar="RATE", panel="schedule",
-                           help="Final rate of cosine / one-cycle.")
-    unfreeze_at: int = option(0, _non_negative_int, metavar="EPOCH", panel="schedule", legacy=0,
-                              help="Train the --freeze layers too from this (1-based) epoch on (0 = never).")
+    min_lr: float = option(
+        0.0, _non_negative_number, metavar="RATE", panel="schedule", help="Final rate of cosine / one-cycle."
+    )
+    unfreeze_at: int = option(
+        0,
+        _non_negative_int,
+        metavar="EPOCH",
+        panel="schedule",
+        legacy=0,
+        help="Train the --freeze layers too from this (1-based) epoch on (0 = never).",
+    )
     # budget and monitoring
     epochs: int = option(0, _non_negative_int, metavar="N", panel="budget", help="Training budget in epochs.")
-    steps: int = option(0, _non_negative_int, metavar="N", panel="budget",
-                        help="Training budget in optimizer steps (overrides --epochs).")
-    validate_every: int = option(0, _non_negative_int, metavar="N", panel="budget",
-                                 help="Also validate every N steps (0 = per epoch only).")
-    early_stopping: int = option(0, _non_negative_int, metavar="PATIENCE", panel="budget",
-                                 help="Stop after PATIENCE validations without improvement (0 = off).")
-    monitor: str = option("val_loss", _choice(MONITORS), metavar="METRIC", panel="budget",
-                          help="What the best checkpoint and early stopping watch: " + ", ".join(MONITORS) + ".")
-    min_delta: float = option(0.0, _non_negative_number, metavar="D", panel="budget",
-                              help="Smallest change counted as an improvement.")
+    steps: int = option(
+        0,
+        _non_negative_int,
+        metavar="N",
+        panel="budget",
+        help="Training budget in optimizer steps (overrides --epochs).",
+    )
+    validate_every: int = option(
+        0, _non_negative_int, metavar="N", panel="budget", help="Also validate every N steps (0 = per epoch only)."
+    )
+    early_stopping: int = option(
+        0,
+        _non_negative_int,
+        metavar="PATIENCE",
+        panel="budget",
+        help="Stop after PATIENCE validations without improvement (0 = off).",
+    )
+    monitor: str = option(
+        "val_loss",
+        _choice(MONITORS),
+        metavar="METRIC",
+        panel="budget",
+        help="What the best checkpoint and early stopping watch: " + ", ".join(MONITORS) + ".",
+    )
+    min_delta: float = option(
+        0.0, _non_negative_number, metavar="D", panel="budget", help="Smallest change counted as an improvement."
+    )
     # checkpoints
-    checkpoint_every: int = option(0, _non_negative_int, metavar="N", panel="checkpoints",
-                                   help="Also checkpoint every N steps (0 = per epoch and at a new best).")
+    checkpoint_every: int = option(
+        0,
+        _non_negative_int,
+        metavar="N",
+        panel="checkpoints",
+        help="Also checkpoint every N steps (0 = per epoch and at a new best).",
+    )
     restore_best: bool = option(False, _boolean, panel="checkpoints", help="End with the best checkpoint's weights.")
     # reproducibility and execution
-    seed: int = option(0, _any_int, metavar="N", panel="runtime",
-                       help="Random seed: weights, batch order, augmentation, dropout.")
-    level: str = option("keras", _choice(LEVELS), metavar="LEVEL", panel="runtime",
-                        help="How the network is written: " + ", ".join(LEVELS) + ".")
+    seed: int = option(
+        0, _any_int, metavar="N", panel="runtime", help="Random seed: weights, batch order, augmentation, dropout."
+    )
+    level: str = option(
+        "keras",
+        _choice(LEVELS),
+        metavar="LEVEL",
+        panel="runtime",
+        help="How the network is written: " + ", ".join(LEVELS) + ".",
+    )
     backend: str = option("", _optional_text, cli=False, help="The Keras backend the run used (--backend).")
-    precision: str = option("auto", _choice(PRECISIONS), metavar="POLICY", panel="runtime", legacy="float32",
-                            help="Keras dtype policy while training: " + ", ".join(PRECISIONS)
-                            + " (auto: mixed bf16 on CPUs with bf16 units, mixed float16 on GPUs).")
-    tta: str = option("none", _choice(TTA_MODES), metavar="MODE", panel="runtime", legacy="none",
-                      help="Test-time augmentation for validation and test: none, flip (average with the mirror "
-                      "image) or flip-translate (also 1-pixel shifts; airbench's 6 views).")
-    steps_per_execution: int = option(0, _non_negative_int, metavar="N", panel="runtime",
-                                      help="Optimizer steps per compiled call (0 = auto, about 0.25 s per call).")
-    split_batch: int = option(0, _non_negative_int, metavar="N", panel="runtime", legacy=1,
-                              help="Compute each batch as N equal parts at once, one per CPU core, and average "
-                              "their gradients (0 = auto: the cores' count for TensorFlow on a CPU and networks "
-                              "without batch norm, else 1).")
-    distributed: bool = option(False, _boolean, panel="runtime", legacy=False,
-                               help="Data parallel over several processes (and every device of each) with Keras's "
-                               "distribution API on JAX: --backend jax; the cluster from --coordinator / "
-                               "--num-processes / --process-id, $CNNLAB_*, SLURM, or `cnnlab launch`.")
+    precision: str = option(
+        "auto",
+        _choice(PRECISIONS),
+        metavar="POLICY",
+        panel="runtime",
+        legacy="float32",
+        help="Keras dtype policy while training: "
+        + ", ".join(PRECISIONS)
+        + " (auto: mixed bf16 on CPUs with bf16 units, mixed float16 on GPUs).",
+    )
+    tta: str = option(
+        "none",
+        _choice(TTA_MODES),
+        metavar="MODE",
+        panel="runtime",
+        legacy="none",
+        help="Test-time augmentation for validation and test: none, flip (average with the mirror "
+        "image) or flip-translate (also 1-pixel shifts; airbench's 6 views).",
+    )
+    steps_per_execution: int = option(
+        0,
+        _non_negative_int,
+        metavar="N",
+        panel="runtime",
+        help="Optimizer steps per compiled call (0 = auto, about 0.25 s per call).",
+    )
+    split_batch: int = option(
+        0,
+        _non_negative_int,
+        metavar="N",
+        panel="runtime",
+        legacy=1,
+        help="Compute each batch as N equal parts at once, one per CPU core, and average "
+        "their gradients (0 = auto: the cores' count for TensorFlow on a CPU and networks "
+        "without batch norm, else 1).",
+    )
+    distributed: bool = option(
+        False,
+        _boolean,
+        panel="runtime",
+        legacy=False,
+        help="Data parallel over several processes (and every device of each) with Keras's "
+        "distribution API on JAX: --backend jax; the cluster from --coordinator / "
+        "--num-processes / --process-id, $CNNLAB_*, SLURM, or `cnnlab launch`.",
+    )
     # where this config came from (not options)
     recipe: str = option("", _optional_text, cli=False, help="The recipe this config came from.")
     reference: dict = option({}, _table, cli=False, help="The figure the recipe reproduces.")
@@ -527,11 +721,14 @@ def validate(config: TrainConfig) -> TrainConfig:
     if config.split_batch > 1 and config.level != "keras":
         raise ConfigError(f"--split-batch: splitting batches across cores needs --level keras, not {config.level}")
     if config.split_batch > 1 and config.batch_size % config.split_batch:
-        raise ConfigError(f"--split-batch: a batch of {config.batch_size} does not split into "
-                          f"{config.split_batch} equal parts")
+        raise ConfigError(
+            f"--split-batch: a batch of {config.batch_size} does not split into {config.split_batch} equal parts"
+        )
     if config.distributed and config.restore_best:
-        raise ConfigError("--restore-best: not available with --distributed yet (every process would have to "
-                          "load the best checkpoint); evaluate the best checkpoint after the run instead")
+        raise ConfigError(
+            "--restore-best: not available with --distributed yet (every process would have to "
+            "load the best checkpoint); evaluate the best checkpoint after the run instead"
+        )
     if config.distributed and config.level != "keras":
         raise ConfigError(f"--distributed: data parallel training needs --level keras, not {config.level}")
     if config.nesterov and config.optimizer != "sgd":
@@ -541,21 +738,27 @@ def validate(config: TrainConfig) -> TrainConfig:
             if used:
                 raise ConfigError(f"{flag(name)}: not available at level scratch (use --level keras or lowlevel)")
     if config.level != "keras":
-        for name, used in (("class_weight", bool(config.class_weight)), ("init_from", bool(config.init_from)),
-                           ("freeze", bool(config.freeze))):
+        for name, used in (
+            ("class_weight", bool(config.class_weight)),
+            ("init_from", bool(config.init_from)),
+            ("freeze", bool(config.freeze)),
+        ):
             if used:
                 raise ConfigError(f"{flag(name)}: not available at level {config.level} (use --level keras)")
     if config.unfreeze_at and not config.freeze:
         raise ConfigError("--unfreeze-at: needs --freeze (there is nothing frozen to unfreeze)")
     if config.backbone_lr_mult != 1.0 and not config.unfreeze_at:
-        raise ConfigError("--backbone-lr-mult: needs --freeze and --unfreeze-at (it sets the rate of the frozen "
-                          "layers once they train)")
+        raise ConfigError(
+            "--backbone-lr-mult: needs --freeze and --unfreeze-at (it sets the rate of the frozen "
+            "layers once they train)"
+        )
     if config.sampler == "balanced" and not config.shuffle:
         raise ConfigError("--sampler balanced: draws batches at random; it cannot be combined with --no-shuffle")
     return config
 
 
 # ----------------------------------------------------------------------------- recipes
+
 
 def recipes_dir() -> Path:
     """``$CNNLAB_RECIPES_DIR``, else the recipes installed with cnnlab (``cnnlab/recipes/``;

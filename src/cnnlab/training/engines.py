@@ -158,8 +158,11 @@ class KerasEngine(Engine):
             if config.backbone_lr_mult != 1.0:
                 from cnnlab.training.optim import scale_rates
 
-                scale_rates(self._base_optimizer(), [w for layer in layers for w in layer.trainable_weights],
-                            config.backbone_lr_mult)
+                scale_rates(
+                    self._base_optimizer(),
+                    [w for layer in layers for w in layer.trainable_weights],
+                    config.backbone_lr_mult,
+                )
             self._set_trainable(False)
 
     def _base_optimizer(self):
@@ -202,7 +205,9 @@ class KerasEngine(Engine):
             return None
         convert = self._keras.ops.convert_to_numpy
         averages = {id(v): a for v, a in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)}
-        return [np.asarray(convert(averages[id(v)].value if id(v) in averages else v.value)) for v in self.model.weights]
+        return [
+            np.asarray(convert(averages[id(v)].value if id(v) in averages else v.value)) for v in self.model.weights
+        ]
 
     def _build_model(self, precision: str):
         from cnnlab.models import create_model
@@ -210,8 +215,12 @@ class KerasEngine(Engine):
         policy = self._keras.config.dtype_policy()
         self._keras.config.set_dtype_policy(precision)  # layers take the policy when they are built
         try:
-            return create_model(self.config.model, input_shape=self.input_shape, num_classes=self.num_classes,
-                                **self.config.model_options)
+            return create_model(
+                self.config.model,
+                input_shape=self.input_shape,
+                num_classes=self.num_classes,
+                **self.config.model_options,
+            )
         finally:
             self._keras.config.set_dtype_policy(policy)
 
@@ -298,8 +307,9 @@ class KerasEngine(Engine):
 
     def get_state(self):
         convert = self._keras.ops.convert_to_numpy
-        state = {f"{owner}/{i:04d}/{v.path}": np.asarray(convert(v.value))
-                 for i, (owner, v) in enumerate(self._variables())}
+        state = {
+            f"{owner}/{i:04d}/{v.path}": np.asarray(convert(v.value)) for i, (owner, v) in enumerate(self._variables())
+        }
         if self._keras.backend.backend() == "torch":
             # Keras's torch backend runs unseeded Dropout through torch's global generator
             # (torch.nn.functional.dropout), not through the layer's seed generator.
@@ -361,8 +371,10 @@ def _tensorflow_steps_function(model, parts: int = 1, weighted: bool = False):
 
     def call(xs, ys, ws=None):
         if "function" not in traced:
-            signature = [tf.TensorSpec([None, None, *xs.shape[2:]], tf.as_dtype(xs.dtype)),
-                         tf.TensorSpec([None, None, *np.shape(ys)[2:]], tf.as_dtype(np.asarray(ys).dtype))]
+            signature = [
+                tf.TensorSpec([None, None, *xs.shape[2:]], tf.as_dtype(xs.dtype)),
+                tf.TensorSpec([None, None, *np.shape(ys)[2:]], tf.as_dtype(np.asarray(ys).dtype)),
+            ]
             if weighted:  # --class-weight: each image's loss weight
                 signature.append(tf.TensorSpec([None, None], tf.float32))
             # Keras's jit_compile="auto" has resolved by now: XLA with a GPU, off on a CPU (where
@@ -377,8 +389,12 @@ def _check_level_options(config: TrainConfig, level: str, optimizers: tuple[str,
     """The lower levels implement fewer options; refuse the rest instead of ignoring them."""
     if config.optimizer not in optimizers:
         raise ConfigError(f"--optimizer: level {level} supports {', '.join(optimizers)}, not {config.optimizer}")
-    unsupported = {"schedule": config.schedule != "constant", "warmup_steps": config.warmup_steps > 0,
-                   "weight_decay": config.weight_decay > 0, "label_smoothing": config.label_smoothing > 0}
+    unsupported = {
+        "schedule": config.schedule != "constant",
+        "warmup_steps": config.warmup_steps > 0,
+        "weight_decay": config.weight_decay > 0,
+        "label_smoothing": config.label_smoothing > 0,
+    }
     for name, used in unsupported.items():
         if used:
             raise ConfigError(f"{flag(name)}: not available at level {level} (use --level keras)")
@@ -408,8 +424,9 @@ class ScratchEngine(Engine):
         _check_level_options(config, "scratch", ("sgd", "adam"))
         self._scratch = scratch
         self.lr = config.lr
-        self.net = scratch.build(config.model, tuple(input_shape), num_classes, seed=config.seed,
-                                 **config.model_options)
+        self.net = scratch.build(
+            config.model, tuple(input_shape), num_classes, seed=config.seed, **config.model_options
+        )
         if config.optimizer == "sgd":
             self.optimizer = scratch.SGD(config.lr, momentum=config.momentum, nesterov=config.nesterov)
         else:
@@ -464,10 +481,9 @@ class LowLevelEngine(Engine):
     level = "lowlevel"
 
     def __init__(self, config: TrainConfig, input_shape, num_classes: int, total_steps: int):
+        import cnnlab.lowlevel as lowlevel
         from cnnlab._keras import keras
         from cnnlab.training.optim import build_optimizer, learning_rate
-
-        import cnnlab.lowlevel as lowlevel
 
         if config.label_smoothing:
             raise ConfigError("--label-smoothing: not available at level lowlevel (use --level keras)")
@@ -513,8 +529,9 @@ class LowLevelEngine(Engine):
     def get_state(self):
         convert = self._keras.ops.convert_to_numpy
         state = {f"weights/{i:04d}": w for i, w in enumerate(self.net.get_weights())}
-        state.update({f"optimizer/{i:04d}": np.asarray(convert(v.value))
-                      for i, v in enumerate(self.optimizer.variables)})
+        state.update(
+            {f"optimizer/{i:04d}": np.asarray(convert(v.value)) for i, v in enumerate(self.optimizer.variables)}
+        )
         state["rng/dropout"] = _json_array(self.net._dropout_rng.bit_generator.state)
         return state
 
@@ -522,8 +539,9 @@ class LowLevelEngine(Engine):
         self.net.set_weights([state[k] for k in sorted(k for k in state if k.startswith("weights/"))])
         keys = sorted(k for k in state if k.startswith("optimizer/"))
         if len(keys) != len(self.optimizer.variables):
-            raise ValueError(f"checkpoint holds {len(keys)} optimizer arrays, the optimizer has "
-                             f"{len(self.optimizer.variables)}")
+            raise ValueError(
+                f"checkpoint holds {len(keys)} optimizer arrays, the optimizer has {len(self.optimizer.variables)}"
+            )
         for key, variable in zip(keys, self.optimizer.variables):
             variable.assign(state[key])
         self.net._dropout_rng.bit_generator.state = _from_json_array(state["rng/dropout"])

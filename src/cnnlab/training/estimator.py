@@ -51,10 +51,21 @@ class _KeepResult(Callback):
 class ConvNN:
     """Convolutional classifier with ``fit`` / ``predict`` / ``predict_proba`` / ``save`` / ``load``."""
 
-    def __init__(self, model: str = "mnist_cnn", epochs: int = 20, batch_size: int = 64,
-                 learning_rate: float = 1e-4, dropout_rate: float | None = 0.5, shuffle: bool = True,
-                 random_seed: int | None = None, optimizer: str = "adam", normalize: str = "center",
-                 runs_dir: str | os.PathLike | None = None, verbose: bool = False, **options):
+    def __init__(
+        self,
+        model: str = "mnist_cnn",
+        epochs: int = 20,
+        batch_size: int = 64,
+        learning_rate: float = 1e-4,
+        dropout_rate: float | None = 0.5,
+        shuffle: bool = True,
+        random_seed: int | None = None,
+        optimizer: str = "adam",
+        normalize: str = "center",
+        runs_dir: str | os.PathLike | None = None,
+        verbose: bool = False,
+        **options,
+    ):
         self.model = model
         self.epochs = epochs
         self.batch_size = batch_size
@@ -70,12 +81,22 @@ class ConvNN:
 
     # scikit-learn's estimator protocol
     def get_params(self, deep: bool = True) -> dict:
-        return {"model": self.model, "epochs": self.epochs, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "dropout_rate": self.dropout_rate, "shuffle": self.shuffle,
-                "random_seed": self.random_seed, "optimizer": self.optimizer, "normalize": self.normalize,
-                "runs_dir": self.runs_dir, "verbose": self.verbose, **self.options}
+        return {
+            "model": self.model,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "dropout_rate": self.dropout_rate,
+            "shuffle": self.shuffle,
+            "random_seed": self.random_seed,
+            "optimizer": self.optimizer,
+            "normalize": self.normalize,
+            "runs_dir": self.runs_dir,
+            "verbose": self.verbose,
+            **self.options,
+        }
 
-    def set_params(self, **params) -> "ConvNN":
+    def set_params(self, **params) -> ConvNN:
         for key, value in params.items():
             if hasattr(self, key) and key != "options":
                 setattr(self, key, value)
@@ -83,7 +104,7 @@ class ConvNN:
                 self.options[key] = value
         return self
 
-    def fit(self, X, y, validation_data=None) -> "ConvNN":
+    def fit(self, X, y, validation_data=None) -> ConvNN:
         """Train on images ``X`` and labels ``y``; ``validation_data=(X_val, y_val)`` is validated per epoch."""
         from cnnlab.data.types import Dataset, Split
         from cnnlab.training.loop import train
@@ -95,8 +116,14 @@ class ConvNN:
         if validation_data is not None:
             X_val, y_val = validation_data
             val_split = Split(_as_images(X_val, "validation_data[0]"), self._encode(y_val, "validation_data[1]"))
-        data = Dataset("arrays", train_split, val_split, None, [str(c) for c in self.classes_],
-                       meta={"source": "ConvNN.fit arrays"})
+        data = Dataset(
+            "arrays",
+            train_split,
+            val_split,
+            None,
+            [str(c) for c in self.classes_],
+            meta={"source": "ConvNN.fit arrays"},
+        )
         options = dict(self.options)
         model_options = dict(options.pop("model_options", None) or {})
         if self.dropout_rate is not None:
@@ -106,10 +133,23 @@ class ConvNN:
         with contextlib.ExitStack() as stack:
             # Without runs_dir the run folder is scratch space, removed when fit returns.
             runs_dir = self.runs_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnlab-convnn-"))
-            run = train(model=self.model, dataset=data, runs_dir=runs_dir, verbose=self.verbose,
-                        epochs=self.epochs, batch_size=self.batch_size, lr=self.learning_rate,
-                        optimizer=self.optimizer, shuffle=self.shuffle, seed=seed, normalize=self.normalize,
-                        model_options=model_options, val_split=None, callbacks=[keep], **options)
+            run = train(
+                model=self.model,
+                dataset=data,
+                runs_dir=runs_dir,
+                verbose=self.verbose,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.learning_rate,
+                optimizer=self.optimizer,
+                shuffle=self.shuffle,
+                seed=seed,
+                normalize=self.normalize,
+                model_options=model_options,
+                val_split=None,
+                callbacks=[keep],
+                **options,
+            )
             self.preprocessing_ = run.preprocessing
         self.run_ = run if self.runs_dir else None
         self.model_ = keep.model
@@ -139,15 +179,20 @@ class ConvNN:
         with atomic_path(folder / MODEL_FILE) as tmp:
             self.model_.save(tmp)
         params = {k: v for k, v in self.get_params().items() if k != "runs_dir"}
-        atomic_write_json(folder / PARAMS_FILE, {
-            "params": params, "classes": self.classes_.tolist(),
-            "preprocessing": self.preprocessing_.to_dict(), "history": self.history_,
-            "run": str(self.run_.path) if self.run_ is not None else None,
-        })
+        atomic_write_json(
+            folder / PARAMS_FILE,
+            {
+                "params": params,
+                "classes": self.classes_.tolist(),
+                "preprocessing": self.preprocessing_.to_dict(),
+                "history": self.history_,
+                "run": str(self.run_.path) if self.run_ is not None else None,
+            },
+        )
         return folder
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ConvNN":
+    def load(cls, path: str | os.PathLike) -> ConvNN:
         """Reopen an estimator written by :meth:`save`."""
         from cnnlab.data.preprocessing import Preprocessing
         from cnnlab.training.checkpoints import load_keras_file
@@ -201,7 +246,9 @@ def _as_images(X, name: str) -> np.ndarray:
         return x
     x = x.astype(np.float64)
     if x.size and (x.min() < 0 or x.max() > 255):
-        raise ConfigError(f"{name}: expected raw pixel values (0..255 or 0..1), got range [{x.min():.3g}, {x.max():.3g}]")
+        raise ConfigError(
+            f"{name}: expected raw pixel values (0..255 or 0..1), got range [{x.min():.3g}, {x.max():.3g}]"
+        )
     if x.size and x.max() <= 1.0:
         x = x * 255.0
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)

@@ -34,8 +34,17 @@ from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
 from cnnlab.training.datasets import SPLIT_FILE, load_run_data
-from cnnlab.training.run import (CONFIG, LOG, RUN_SCHEMA, Run, check_same_data, check_unlocked, default_run_name,
-                                 lock_run_folder, new_run_folder)
+from cnnlab.training.run import (
+    CONFIG,
+    LOG,
+    RUN_SCHEMA,
+    Run,
+    check_same_data,
+    check_unlocked,
+    default_run_name,
+    lock_run_folder,
+    new_run_folder,
+)
 
 ADAPT_IMAGES = 5000  # training images that data-initialised layers see (airbench whitens from 5,000)
 RESUME_OPTIONS = ("epochs", "steps")  # what --resume may change: only the budget
@@ -80,17 +89,30 @@ class LoopState:
     status: str = "running"  # running | interrupted | stopped_early | finished
 
     @classmethod
-    def from_pointer(cls, pointer: dict) -> "LoopState":
+    def from_pointer(cls, pointer: dict) -> LoopState:
         known = {k: v for k, v in pointer.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 
 # ----------------------------------------------------------------------------- public API
 
-def train(model: str | None = None, dataset: str | None = None, recipe: str | None = None, *,
-          name: str | None = None, runs_dir: str | os.PathLike = "runs", resume: str | os.PathLike | None = None,
-          data_dir: str | os.PathLike | None = None, verbose: bool = True, callbacks=(), coordinator: str | None = None,
-          num_processes: int | None = None, process_id: int | None = None, **options) -> Run | None:
+
+def train(
+    model: str | None = None,
+    dataset: str | None = None,
+    recipe: str | None = None,
+    *,
+    name: str | None = None,
+    runs_dir: str | os.PathLike = "runs",
+    resume: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    verbose: bool = True,
+    callbacks=(),
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    **options,
+) -> Run | None:
     """Train ``model`` on ``dataset`` (or a ``recipe``, with ``options`` on top) and return the Run.
 
     ``dataset`` is a name for :func:`cnnlab.data.load_dataset` or an in-memory
@@ -112,8 +134,9 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
     if resume is not None:
         if model is not None or dataset is not None or recipe is not None:
             raise ConfigError("--resume: continues a run as configured; do not give --model, --dataset or --recipe")
-        return _resume(Path(resume), data_dir=data_dir, verbose=verbose, callbacks=callbacks, cluster=cluster,
-                       **options)
+        return _resume(
+            Path(resume), data_dir=data_dir, verbose=verbose, callbacks=callbacks, cluster=cluster, **options
+        )
     preloaded = None
     if dataset is not None and not isinstance(dataset, str):  # an in-memory cnnlab.data.Dataset
         preloaded, dataset = dataset, dataset.name
@@ -125,15 +148,25 @@ def train(model: str | None = None, dataset: str | None = None, recipe: str | No
         answer = ""
         if world.rank == 0:  # process 0 names (and creates) the folder; the others take its answer
             try:
-                answer = "+" + new_run_folder(runs_dir, name or default_run_name(config.model, config.dataset,
-                                                                                     runs_dir)).name
+                answer = (
+                    "+"
+                    + new_run_folder(runs_dir, name or default_run_name(config.model, config.dataset, runs_dir)).name
+                )
             except ConfigError as exc:
                 answer = "!" + str(exc)
         answer = world.text_of_rank0(answer)
         if answer.startswith("!"):
             raise ConfigError(answer[1:])
-        return Trainer(config, runs_dir / answer[1:], runtime, data_dir=data_dir, verbose=verbose and world.rank == 0,
-                       data=preloaded, callbacks=callbacks, is_writer=world.rank == 0).run()
+        return Trainer(
+            config,
+            runs_dir / answer[1:],
+            runtime,
+            data_dir=data_dir,
+            verbose=verbose and world.rank == 0,
+            data=preloaded,
+            callbacks=callbacks,
+            is_writer=world.rank == 0,
+        ).run()
 
 
 def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), cluster=None, **options) -> Run | None:
@@ -150,8 +183,10 @@ def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), cluster=None,
     config = run.train_config
     asked = explicit_backend()
     if asked and config.backend and asked != config.backend:
-        raise ConfigError(f"--backend: {path} was trained on {config.backend}; resume it there "
-                          f"(--backend {config.backend}), or start a new run on {asked}")
+        raise ConfigError(
+            f"--backend: {path} was trained on {config.backend}; resume it there "
+            f"(--backend {config.backend}), or start a new run on {asked}"
+        )
     apply_options(config, options)
     validate(config)
     runtime = start_runtime(config, cluster)  # the recorded values, no longer "auto": the same answer as before
@@ -161,8 +196,16 @@ def _resume(path: Path, data_dir=None, verbose=True, callbacks=(), cluster=None,
             check_unlocked(path)
         if run.finished and not options:
             raise RunError(f"{path}: already finished; raise --epochs or --steps to train further")
-        return Trainer(config, path, runtime, data_dir=data_dir, verbose=verbose and world.rank == 0,
-                       resume_from=run, callbacks=callbacks, is_writer=world.rank == 0).run()
+        return Trainer(
+            config,
+            path,
+            runtime,
+            data_dir=data_dir,
+            verbose=verbose and world.rank == 0,
+            resume_from=run,
+            callbacks=callbacks,
+            is_writer=world.rank == 0,
+        ).run()
 
 
 def start_runtime(config: TrainConfig, cluster: dict | None = None):
@@ -195,8 +238,18 @@ class Trainer:
     :meth:`evaluate`, :meth:`elapsed` and :meth:`epoch_of_step`.
     """
 
-    def __init__(self, config: TrainConfig, path: Path, runtime, data_dir=None, verbose=True,
-                 resume_from: Run | None = None, data=None, callbacks=(), is_writer: bool = True):
+    def __init__(
+        self,
+        config: TrainConfig,
+        path: Path,
+        runtime,
+        data_dir=None,
+        verbose=True,
+        resume_from: Run | None = None,
+        data=None,
+        callbacks=(),
+        is_writer: bool = True,
+    ):
         self.config = config
         self.runtime = runtime
         self.preloaded = data
@@ -290,9 +343,13 @@ class Trainer:
         if self.resume_from is not None:
             self.preprocessing = self.resume_from.preprocessing
         else:
-            self.preprocessing = Preprocessing(image_size=self.data.input_shape[:2], channels=self.data.input_shape[2],
-                                               pad=config.pad, normalize=config.normalize,
-                                               resize=config.resize).fit(self.data.train.x)
+            self.preprocessing = Preprocessing(
+                image_size=self.data.input_shape[:2],
+                channels=self.data.input_shape[2],
+                pad=config.pad,
+                normalize=config.normalize,
+                resize=config.resize,
+            ).fit(self.data.train.x)
         n = len(self.data.train)
         self.batches_per_epoch = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         if self.batches_per_epoch == 0:
@@ -304,11 +361,13 @@ class Trainer:
             if self.world.parallel:
                 from cnnlab.distributed import distributed_engine_class
 
-                self.engine = distributed_engine_class()(config, self.preprocessing.output_shape,
-                                                         self.data.num_classes, self.total_steps)
+                self.engine = distributed_engine_class()(
+                    config, self.preprocessing.output_shape, self.data.num_classes, self.total_steps
+                )
             else:
-                self.engine = make_engine(config, self.preprocessing.output_shape, self.data.num_classes,
-                                          self.total_steps)
+                self.engine = make_engine(
+                    config, self.preprocessing.output_shape, self.data.num_classes, self.total_steps
+                )
         if self.resume_from is None:  # a resumed run's checkpoint holds what this computed
             self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
         self.notes = []  # lines for the console and the log once it is open
@@ -320,9 +379,11 @@ class Trainer:
             report = self.engine.load_weights(config.init_from)
             self.notes.append(f"--init-from {config.init_from}: {report.summary()}")
         if self.engine.frozen:
-            self.notes.append(f"--freeze {config.freeze}: {len(self.engine.frozen)} layers frozen "
-                              f"({self.engine.frozen[0]} to {self.engine.frozen[-1]})"
-                              + (f" until epoch {config.unfreeze_at}" if config.unfreeze_at else ""))
+            self.notes.append(
+                f"--freeze {config.freeze}: {len(self.engine.frozen)} layers frozen "
+                f"({self.engine.frozen[0]} to {self.engine.frozen[-1]})"
+                + (f" until epoch {config.unfreeze_at}" if config.unfreeze_at else "")
+            )
         self.state = LoopState(total_steps=self.total_steps)
 
     def _check_data(self) -> list[str]:
@@ -348,11 +409,17 @@ class Trainer:
                 self.say(self.split_record["message"])
             for warning in self.data_checks:
                 self.say(f"data check: {warning}")
-            smoothing = (f"; the training loss includes label smoothing {config.label_smoothing}, validation and "
-                         f"test losses are plain cross-entropy" if config.label_smoothing else "")
-            self.say(f"run {self.path}: {config.model} on {config.dataset} ({len(self.data.train)} training "
-                     f"images, {self.total_steps} steps = {self.total_steps / self.batches_per_epoch:.2f} "
-                     f"epochs, level {config.level}, backend {config.backend}, seed {config.seed}{smoothing})")
+            smoothing = (
+                f"; the training loss includes label smoothing {config.label_smoothing}, validation and "
+                f"test losses are plain cross-entropy"
+                if config.label_smoothing
+                else ""
+            )
+            self.say(
+                f"run {self.path}: {config.model} on {config.dataset} ({len(self.data.train)} training "
+                f"images, {self.total_steps} steps = {self.total_steps / self.batches_per_epoch:.2f} "
+                f"epochs, level {config.level}, backend {config.backend}, seed {config.seed}{smoothing})"
+            )
         else:
             self._restore()
             self.world.check_same(self.state.step, "the checkpoint's step (is the run folder shared by all?)")
@@ -376,8 +443,13 @@ class Trainer:
             "input_shape": list(self.preprocessing.output_shape),
             "image_shape": list(data.input_shape),
             "num_classes": data.num_classes,
-            "dataset": {"name": data.name, "train": len(data.train), "val": _size(data.val),
-                        "test": _size(data.test), "meta": _jsonable(data.meta)},
+            "dataset": {
+                "name": data.name,
+                "train": len(data.train),
+                "val": _size(data.val),
+                "test": _size(data.test),
+                "meta": _jsonable(data.meta),
+            },
             "batches_per_epoch": self.batches_per_epoch,
             "class_weights": None if self.class_weights is None else [float(w) for w in self.class_weights],
             "total_steps": self.total_steps,
@@ -406,8 +478,10 @@ class Trainer:
         self.state = LoopState.from_pointer(pointer)
         self.state.total_steps = self.total_steps
         self.state.status = "running"
-        self.say(f"resuming {self.path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
-                 f"step {self.state.step}/{self.total_steps}")
+        self.say(
+            f"resuming {self.path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
+            f"step {self.state.step}/{self.total_steps}"
+        )
 
     @contextlib.contextmanager
     def _sigint_to_flag(self):
@@ -417,8 +491,7 @@ class Trainer:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
-            self.say("interrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)",
-                     logging.WARNING)
+            self.say("interrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)", logging.WARNING)
 
         try:
             previous = signal.signal(signal.SIGINT, handler)
@@ -440,11 +513,18 @@ class Trainer:
         while state.status == "running" and (state.step < self.total_steps or state.seen > 0):
             self.callbacks.on_epoch_begin(self)
             if config.sampler == "balanced":
-                epoch_batches = balanced_batch_indices(train.y, config.batch_size, seed=config.seed,
-                                                       epoch=state.epoch, drop_last=config.drop_last)
+                epoch_batches = balanced_batch_indices(
+                    train.y, config.batch_size, seed=config.seed, epoch=state.epoch, drop_last=config.drop_last
+                )
             else:
-                epoch_batches = batch_indices(len(train), config.batch_size, shuffle=config.shuffle,
-                                              seed=config.seed, epoch=state.epoch, drop_last=config.drop_last)
+                epoch_batches = batch_indices(
+                    len(train),
+                    config.batch_size,
+                    shuffle=config.shuffle,
+                    seed=config.seed,
+                    epoch=state.epoch,
+                    drop_last=config.drop_last,
+                )
             # The batches still to do in this epoch (after a resume: from the checkpoint's batch).
             todo = list(enumerate(epoch_batches))[state.batch :][: max(self.total_steps - state.step, 0)]
             while todo:
@@ -496,9 +576,17 @@ class Trainer:
             state.seen += images
         end_of_epoch = state.batch == self.batches_per_epoch or state.step == self.total_steps
         validating = bool(config.validate_every) and state.step % config.validate_every == 0 and not end_of_epoch
-        self.callbacks.on_chunk_end(self, {"steps": len(chunk), "images": images, "loss": loss,
-                                           "accuracy": accuracy, "end_of_epoch": end_of_epoch,
-                                           "validating": validating})
+        self.callbacks.on_chunk_end(
+            self,
+            {
+                "steps": len(chunk),
+                "images": images,
+                "loss": loss,
+                "accuracy": accuracy,
+                "end_of_epoch": end_of_epoch,
+                "validating": validating,
+            },
+        )
         if validating:
             self._validate(epoch_end=False)
 
@@ -510,8 +598,15 @@ class Trainer:
         if state.last_val.get("step") != state.step:
             loss, accuracy = self.evaluate(self.data.val)
             state.last_val = {"step": state.step, "val_loss": loss, "val_accuracy": accuracy}
-            state.validations.append({"step": state.step, "epoch": state.epoch + 1, "val_loss": loss,
-                                      "val_accuracy": accuracy, "lr": self.engine.learning_rate()})
+            state.validations.append(
+                {
+                    "step": state.step,
+                    "epoch": state.epoch + 1,
+                    "val_loss": loss,
+                    "val_accuracy": accuracy,
+                    "lr": self.engine.learning_rate(),
+                }
+            )
             self.callbacks.on_validation(self, {**state.last_val, "epoch": state.epoch + 1, "epoch_end": epoch_end})
         return state.last_val
 
@@ -520,10 +615,16 @@ class Trainer:
         if state.seen == 0:
             return
         val = self._validate(epoch_end=True)
-        row = {"epoch": state.epoch + 1, "step": state.step, "loss": state.loss_sum / state.seen,
-               "accuracy": state.correct_sum / state.seen, "val_loss": val.get("val_loss"),
-               "val_accuracy": val.get("val_accuracy"), "lr": self.engine.learning_rate(),
-               "seconds": self.elapsed()}
+        row = {
+            "epoch": state.epoch + 1,
+            "step": state.step,
+            "loss": state.loss_sum / state.seen,
+            "accuracy": state.correct_sum / state.seen,
+            "val_loss": val.get("val_loss"),
+            "val_accuracy": val.get("val_accuracy"),
+            "lr": self.engine.learning_rate(),
+            "seconds": self.elapsed(),
+        }
         state.history.append(row)
         state.epoch += 1
         state.batch = 0
@@ -536,8 +637,11 @@ class Trainer:
         self.state.status = "interrupted"
         self.callbacks.on_train_end(self)
         self.callbacks.on_run_end(self, None)
-        self.say(f"interrupted at step {self.state.step}/{self.total_steps}; checkpoint saved. "
-                 f"Resume with: cnnlab train --resume {self.path}", logging.WARNING)
+        self.say(
+            f"interrupted at step {self.state.step}/{self.total_steps}; checkpoint saved. "
+            f"Resume with: cnnlab train --resume {self.path}",
+            logging.WARNING,
+        )
         raise TrainingInterrupted(f"training interrupted; resume with: cnnlab train --resume {self.path}")
 
     def _finish(self) -> Run | None:
@@ -558,13 +662,22 @@ class Trainer:
             metrics.update(loss=loss, accuracy=accuracy)
         last = state.history[-1] if state.history else {}
         metrics.update(
-            epochs=state.epoch, steps=state.step, seconds=round(state.seconds or self.elapsed(), 2),
-            train_loss=last.get("loss"), train_accuracy=last.get("accuracy"),
+            epochs=state.epoch,
+            steps=state.step,
+            seconds=round(state.seconds or self.elapsed(), 2),
+            train_loss=last.get("loss"),
+            train_accuracy=last.get("accuracy"),
             train_loss_label_smoothing=self.config.label_smoothing,
-            val_loss=last.get("val_loss"), val_accuracy=last.get("val_accuracy"),
-            best_step=state.best_step, best_value=state.best_value, monitor=self.config.monitor,
-            stopped_early=state.status == "stopped_early", restored_best=self.config.restore_best,
-            params=self.engine.param_count(), level=self.config.level, backend=self.config.backend,
+            val_loss=last.get("val_loss"),
+            val_accuracy=last.get("val_accuracy"),
+            best_step=state.best_step,
+            best_value=state.best_value,
+            monitor=self.config.monitor,
+            stopped_early=state.status == "stopped_early",
+            restored_best=self.config.restore_best,
+            params=self.engine.param_count(),
+            level=self.config.level,
+            backend=self.config.backend,
             seed=self.config.seed,
         )
         return metrics

@@ -56,8 +56,9 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     (30% of training unless given), end at ``min_lr`` (``max_lr / 1e4`` unless given).
     """
 
-    def __init__(self, max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0,
-                 div_factor: float = 25.0):
+    def __init__(
+        self, max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0, div_factor: float = 25.0
+    ):
         self.max_lr = float(max_lr)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps) or max(1, int(0.3 * total_steps))
@@ -75,8 +76,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, rising, falling)
 
     def get_config(self):
-        return {"max_lr": self.max_lr, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "min_lr": self.min_lr, "div_factor": self.div_factor}
+        return {
+            "max_lr": self.max_lr,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "min_lr": self.min_lr,
+            "div_factor": self.div_factor,
+        }
 
 
 class _FusedAdamUpdate:
@@ -93,8 +99,11 @@ class _FusedAdamUpdate:
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         m, v = self._momentums[index].value, self._velocities[index].value
-        if keras.backend.backend() != "tensorflow" or self.amsgrad or not all(
-                hasattr(x, "handle") for x in (variable, m, v)):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or self.amsgrad
+            or not all(hasattr(x, "handle") for x in (variable, m, v))
+        ):
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
 
@@ -102,9 +111,17 @@ class _FusedAdamUpdate:
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, step),
-            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+            var=variable.handle,
+            m=m.handle,
+            v=v.handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
 
 
 @keras.saving.register_keras_serializable(package="cnnlab")
@@ -194,8 +211,9 @@ def build_optimizer(config: TrainConfig, rate):
     name = config.optimizer
     common = aids(config)
     if name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay,
-                                    **common)
+        return keras.optimizers.SGD(
+            rate, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay, **common
+        )
     if name == "adam":
         return Adam(rate, weight_decay=decay, **common)
     if name == "adamw":

@@ -46,8 +46,12 @@ class Reporter:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(), transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[metrics]}"),
+                TimeRemainingColumn(),
+                transient=True,
             )
 
     def say(self, message: str, level: int = logging.INFO) -> None:
@@ -67,8 +71,7 @@ class Reporter:
             self._progress.start()
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(f"epoch {epoch}/{total_epochs}", total=batches, completed=done,
-                                             metrics="")
+        self._task = self._progress.add_task(f"epoch {epoch}/{total_epochs}", total=batches, completed=done, metrics="")
 
     def batches_done(self, batches: int, images: int, loss: float, accuracy: float) -> None:
         """``batches`` more steps done; ``loss`` and ``accuracy`` are the epoch's running means."""
@@ -76,8 +79,9 @@ class Reporter:
         if self._progress is None:
             return
         rate = self._images / max(time.perf_counter() - self._started, 1e-9)
-        self._progress.update(self._task, advance=batches,
-                              metrics=f"loss {loss:.4f}  acc {accuracy:.4f}  {rate:,.0f} img/s")
+        self._progress.update(
+            self._task, advance=batches, metrics=f"loss {loss:.4f}  acc {accuracy:.4f}  {rate:,.0f} img/s"
+        )
 
     def images_per_second(self) -> float:
         return self._images / max(time.perf_counter() - self._started, 1e-9)

@@ -87,8 +87,10 @@ def _recipe_row(name: str, recipe: dict, runs: list[Run], notes: list[str]) -> s
         else:
             progress = run.progress()
             total = progress.get("total_steps") or run.config.get("total_steps")
-            notes.append(f"- {name}: `{run.path.name}` unfinished: {progress['epoch']} epochs, step "
-                         f"{progress['step']} of {total} ({progress['seconds']:.0f} s of training so far)")
+            notes.append(
+                f"- {name}: `{run.path.name}` unfinished: {progress['epoch']} epochs, step "
+                f"{progress['step']} of {total} ({progress['seconds']:.0f} s of training so far)"
+            )
     ref_text = _percent(reference.get("accuracy"))
     target = reference.get("target")
     if not finished:
@@ -97,16 +99,21 @@ def _recipe_row(name: str, recipe: dict, runs: list[Run], notes: list[str]) -> s
     metrics = [run.metrics for run in finished]
     accuracies = [m["accuracy"] for m in metrics]
     mean = statistics.fmean(accuracies)
-    spread = f" ± {statistics.stdev(accuracies) * 100:.2f} (min {min(accuracies):.2%}, max {max(accuracies):.2%})" \
-        if len(accuracies) > 1 else ""
+    spread = (
+        f" ± {statistics.stdev(accuracies) * 100:.2f} (min {min(accuracies):.2%}, max {max(accuracies):.2%})"
+        if len(accuracies) > 1
+        else ""
+    )
     seeds = ", ".join(str(m.get("seed")) for m in metrics)
     epochs = _span([m["epochs"] for m in metrics])
     steps = _span([m["steps"] for m in metrics])
     seconds = statistics.fmean(m["seconds"] for m in metrics)
     params = f"{metrics[0]['params']:,}"
     meets = "yes" if target is not None and mean >= target else "no"
-    return (f"| {name} | {data} | {ref_text} | {_percent(target)} | {mean:.2%}{spread} | {seeds} | {epochs} | "
-            f"{steps} | {_duration(seconds)} | {params} | {meets} |")
+    return (
+        f"| {name} | {data} | {ref_text} | {_percent(target)} | {mean:.2%}{spread} | {seeds} | {epochs} | "
+        f"{steps} | {_duration(seconds)} | {params} | {meets} |"
+    )
 
 
 def _percent(value) -> str:

@@ -153,6 +153,7 @@ def _parse(text: str):
 
 # ----------------------------------------------------------------------------- reading, with schema checks
 
+
 def read_text(path: Path) -> str:
     """A run-folder file as text: a regular file, of sane size, in UTF-8; else one RunError line naming it."""
     try:
@@ -256,8 +257,10 @@ def check_config(path: Path, document: dict) -> dict:
     c = _Checker(path, document)
     version = c.integer("schema", minimum=1, required=False)
     if version is not None and version > RUN_SCHEMA:
-        raise RunError(f"{path}: field schema: version {version} was written by a newer cnnlab "
-                       f"(this one reads up to {RUN_SCHEMA}); upgrade cnnlab")
+        raise RunError(
+            f"{path}: field schema: version {version} was written by a newer cnnlab "
+            f"(this one reads up to {RUN_SCHEMA}); upgrade cnnlab"
+        )
     train = c.of_type("train", dict, "an object (the training options)")
     for key in ("model", "dataset"):
         if not isinstance(train.get(key), str) or not train.get(key):
@@ -327,8 +330,9 @@ def _check_preprocessing(c: _Checker, pre: dict, input_shape: list) -> None:
         if not _numeric_array(value, wanted, low, top):
             c.fail(f"preprocessing.{key}", f"numbers in [{low:g}, {top:g}] of shape {list(wanted)}", value)
     if [size[0] + 2 * pad, size[1] + 2 * pad, channels] != input_shape:
-        c.fail("input_shape", f"{[size[0] + 2 * pad, size[1] + 2 * pad, channels]} (preprocessing's output)",
-               input_shape)
+        c.fail(
+            "input_shape", f"{[size[0] + 2 * pad, size[1] + 2 * pad, channels]} (preprocessing's output)", input_shape
+        )
 
 
 def _numeric_array(value, shape=None, low=None, high=None) -> bool:
@@ -378,8 +382,9 @@ def check_pointer(path: Path, pointer: dict) -> dict:
                     continue
                 ok = _is_int(value) and value >= 0 if key in _CSV_INTEGERS else _is_number(value)
                 if not ok:
-                    c.fail(f"{field}[{i}].{key}", "a non-negative integer" if key in _CSV_INTEGERS else "a number",
-                           value)
+                    c.fail(
+                        f"{field}[{i}].{key}", "a non-negative integer" if key in _CSV_INTEGERS else "a number", value
+                    )
     return pointer
 
 
@@ -388,8 +393,16 @@ def check_metrics(path: Path, metrics: dict) -> dict:
     c.string("split", ("test", "val"), required=False)
     for field in ("n", "epochs", "steps", "params", "best_step", "seed"):
         c.integer(field, required=False) if metrics.get(field) is not None else None
-    for field in ("loss", "accuracy", "seconds", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                  "best_value"):
+    for field in (
+        "loss",
+        "accuracy",
+        "seconds",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "best_value",
+    ):
         c.number(field, required=False, optional_null=True)
     for field in ("stopped_early", "restored_best"):
         c.of_type(field, bool, "true or false", required=False)
@@ -410,10 +423,17 @@ def new_run_folder(runs_dir: str | os.PathLike, name: str) -> Path:
     new run takes its lock).
     """
     runs_dir = Path(runs_dir).expanduser()
-    if not isinstance(name, str) or not name.strip() or name in (".", "..") or name.startswith(".") \
-            or _BAD_NAME.search(name) or len(name.encode("utf-8", "surrogateescape")) > 200:
-        raise ConfigError(f"--name: expected a plain folder name inside --runs-dir (no '/', '..' or leading '.'), "
-                          f"got {name!r}")
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or name in (".", "..")
+        or name.startswith(".")
+        or _BAD_NAME.search(name)
+        or len(name.encode("utf-8", "surrogateescape")) > 200
+    ):
+        raise ConfigError(
+            f"--name: expected a plain folder name inside --runs-dir (no '/', '..' or leading '.'), got {name!r}"
+        )
     if os.path.lexists(runs_dir) and not runs_dir.is_dir():
         raise ConfigError(f"--runs-dir: {runs_dir} is not a folder")
     path = runs_dir / name
@@ -432,8 +452,9 @@ def _check_replaceable(path: Path) -> None:
         raise ConfigError(f"--name: run folder {path} already exists; choose another name or --resume {path}")
     others = sorted(entry.name for entry in path.iterdir() if not _startup_entry(entry.name))
     if others:
-        raise ConfigError(f"--name: {path} exists and is not a cnnlab run folder (it holds {others[0]}); "
-                          f"choose another name")
+        raise ConfigError(
+            f"--name: {path} exists and is not a cnnlab run folder (it holds {others[0]}); choose another name"
+        )
 
 
 def is_incomplete(path: Path) -> bool:
@@ -472,8 +493,9 @@ def check_unlocked(path: str | os.PathLike) -> None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts with a holder's exclusive lock
     except BlockingIOError:
         holder = describe_holder(os.pread(fd, 200, 0).decode("utf-8", "replace"))
-        raise RunError(f"{path}: in use by another cnnlab training ({holder}); wait for it to end, "
-                       f"or stop it first") from None
+        raise RunError(
+            f"{path}: in use by another cnnlab training ({holder}); wait for it to end, or stop it first"
+        ) from None
     except OSError:
         pass
     finally:
@@ -502,15 +524,15 @@ def lock_run_folder(path: str | os.PathLike, *, new: bool = False) -> Iterator[d
     lock_path = path / LOCK
     if os.path.lexists(lock_path) and not is_regular_file(lock_path):
         raise RunError(f"{lock_path}: not a regular file; remove it to use this run folder")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
-                 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = describe_holder(os.pread(fd, 200, 0).decode("utf-8", "replace"))
-            raise RunError(f"{path}: in use by another cnnlab training ({holder}); wait for it to end, "
-                           f"or stop it first") from None
+            raise RunError(
+                f"{path}: in use by another cnnlab training ({holder}); wait for it to end, or stop it first"
+            ) from None
         previous = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
@@ -538,6 +560,7 @@ def lock_run_folder(path: str | os.PathLike, *, new: bool = False) -> Iterator[d
 
 # ----------------------------------------------------------------------------- the data a run trained on
 
+
 def data_fingerprint(dataset) -> str:
     """A digest of a dataset's splits (images, labels) and class names: what ``--resume`` must find again."""
     import hashlib
@@ -558,14 +581,16 @@ def data_fingerprint(dataset) -> str:
     return digest.hexdigest()
 
 
-def check_same_data(run: "Run | None", dataset) -> str:
+def check_same_data(run: Run | None, dataset) -> str:
     """The dataset's fingerprint; for a resumed run, a RunError if it is not the data the run started on."""
     fingerprint = data_fingerprint(dataset)
     recorded = run.config.get("data_fingerprint") if run is not None else None
     if recorded is not None and recorded != fingerprint:
-        raise RunError(f"{run.path / CONFIG}: field data_fingerprint: the dataset {run.config['train']['dataset']!r} "
-                       f"now holds different images or labels than when the run started ({recorded[:12]}... vs "
-                       f"{fingerprint[:12]}...); resume only on the same data")
+        raise RunError(
+            f"{run.path / CONFIG}: field data_fingerprint: the dataset {run.config['train']['dataset']!r} "
+            f"now holds different images or labels than when the run started ({recorded[:12]}... vs "
+            f"{fingerprint[:12]}...); resume only on the same data"
+        )
     return fingerprint
 
 
@@ -577,7 +602,7 @@ class Run:
         self.config = config
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Run":
+    def load(cls, path: str | os.PathLike) -> Run:
         """Open an existing run folder; a folder that is not a run is a RunError naming it."""
         path = Path(path).expanduser()
         if not path.is_dir():
@@ -585,8 +610,10 @@ class Run:
         config_path = path / CONFIG
         if not os.path.lexists(config_path):
             if is_incomplete(path):
-                raise RunError(f"{path}: incomplete run folder (stopped before {CONFIG} was written, nothing to "
-                               f"resume); start the run again with the same --name, which replaces it")
+                raise RunError(
+                    f"{path}: incomplete run folder (stopped before {CONFIG} was written, nothing to "
+                    f"resume); start the run again with the same --name, which replaces it"
+                )
             raise RunError(f"{path}: not a cnnlab run folder (no {CONFIG})")
         return cls(path, check_config(config_path, read_json(config_path)))
 
@@ -646,9 +673,13 @@ class Run:
         from cnnlab.training.checkpoints import read_pointer
 
         pointer = read_pointer(self.path, "latest") or {}
-        return {"epoch": pointer.get("epoch", 0), "step": pointer.get("step", 0),
-                "total_steps": pointer.get("total_steps"), "seconds": pointer.get("seconds", 0.0),
-                "status": pointer.get("status", "running")}
+        return {
+            "epoch": pointer.get("epoch", 0),
+            "step": pointer.get("step", 0),
+            "total_steps": pointer.get("total_steps"),
+            "seconds": pointer.get("seconds", 0.0),
+            "status": pointer.get("status", "running"),
+        }
 
     def model(self, which: str = "final"):
         """The Keras model: ``final`` (model.keras), ``best`` or ``latest`` checkpoint."""
@@ -657,8 +688,10 @@ class Run:
         if which == "final":
             path = self.path / FINAL_MODEL
             if not os.path.lexists(path):
-                raise RunError(f"{self.path}: training has not finished (no {FINAL_MODEL}); "
-                               f"use which='latest' or resume with: cnnlab train --resume {self.path}")
+                raise RunError(
+                    f"{self.path}: training has not finished (no {FINAL_MODEL}); "
+                    f"use which='latest' or resume with: cnnlab train --resume {self.path}"
+                )
             return load_keras_file(path)
         if which in ("best", "latest"):
             return load_checkpoint_model(self.path, which)

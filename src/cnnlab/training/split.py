@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from cnnlab.errors import ConfigError
 
+
 def check_split(model, parts: int, backend: str) -> None:
     """Refuse a split the engine cannot do the same step with (one line, before anything is written)."""
     if parts <= 1:
@@ -28,8 +29,10 @@ def check_split(model, parts: int, backend: str) -> None:
 
     norms = [layer.name for layer in walk_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if norms:
-        raise ConfigError(f"--split-batch: {model.name} normalises over the batch (layer {norms[0]!r}); "
-                          f"splitting it would change the step: use --split-batch 1")
+        raise ConfigError(
+            f"--split-batch: {model.name} normalises over the batch (layer {norms[0]!r}); "
+            f"splitting it would change the step: use --split-batch 1"
+        )
 
 
 def split_train_step(model, x, y, parts: int, sample_weight=None):

@@ -27,9 +27,17 @@ def parse_grid(spec: str) -> tuple[int, int]:
     return rows, cols
 
 
-def image_grid(images: Sequence[np.ndarray] | np.ndarray, titles: Sequence[str], out_path: str | os.PathLike, *,
-               columns: int | None = None, suptitle: str | None = None, title_colors: Sequence[str] | None = None,
-               cell_inches: float = 1.4, dpi: int = 120) -> Path:
+def image_grid(
+    images: Sequence[np.ndarray] | np.ndarray,
+    titles: Sequence[str],
+    out_path: str | os.PathLike,
+    *,
+    columns: int | None = None,
+    suptitle: str | None = None,
+    title_colors: Sequence[str] | None = None,
+    cell_inches: float = 1.4,
+    dpi: int = 120,
+) -> Path:
     """Draw ``images`` (uint8 0..255 or float 0..1; (H, W), (H, W, 1) or (H, W, 3)) in a grid, each
     titled with ``titles[i]`` (coloured ``title_colors[i]``), and write a PNG to ``out_path`` atomically.
     """
@@ -55,8 +63,13 @@ def image_grid(images: Sequence[np.ndarray] | np.ndarray, titles: Sequence[str],
         image = np.asarray(images[i])
         gray = image.ndim == 2 or image.shape[-1] == 1
         vmax = 255 if image.dtype == np.uint8 else 1.0
-        ax.imshow(image.squeeze(-1) if image.ndim == 3 and gray else image,
-                  cmap="gray" if gray else None, vmin=0, vmax=vmax, interpolation="nearest")
+        ax.imshow(
+            image.squeeze(-1) if image.ndim == 3 and gray else image,
+            cmap="gray" if gray else None,
+            vmin=0,
+            vmax=vmax,
+            interpolation="nearest",
+        )
         color = title_colors[i] if title_colors is not None else "black"
         ax.set_title(str(titles[i]), fontsize=8, color=color)
     if suptitle:

@@ -154,8 +154,15 @@ def plot_confusion_matrix(
     if n <= 30:  # beyond that the numbers are unreadable; the colours still tell the story
         threshold = matrix.max(initial=0) / 2
         for (row, col), count in np.ndenumerate(matrix):
-            ax.text(col, row, str(int(count)), ha="center", va="center", fontsize=8,
-                    color="white" if count > threshold else "black")
+            ax.text(
+                col,
+                row,
+                str(int(count)),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if count > threshold else "black",
+            )
     return save_figure(fig, path)
 
 
@@ -178,8 +185,15 @@ def plot_misclassified(
     for i, (true, pred) in enumerate(zip(true_labels, predicted_labels)):
         confidence = "" if probabilities is None else f" ({probabilities[i]:.2f})"
         titles.append(f"true {class_names[true]}\npred {class_names[pred]}{confidence}")
-    return image_grid(images, titles, path, columns=min(columns, len(titles)), suptitle="Misclassified examples",
-                      title_colors=["firebrick"] * len(titles), cell_inches=1.7)
+    return image_grid(
+        images,
+        titles,
+        path,
+        columns=min(columns, len(titles)),
+        suptitle="Misclassified examples",
+        title_colors=["firebrick"] * len(titles),
+        cell_inches=1.7,
+    )
 
 
 def plot_run(run_or_path) -> list[Path]:

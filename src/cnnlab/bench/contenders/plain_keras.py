@@ -36,62 +36,87 @@ def build(name: str, keras):
     """The network exactly as its reference document writes it (softmax output)."""
     layers = keras.layers
     if name == "lenet5":
-        return keras.Sequential([
-            keras.Input((32, 32, 1)),
-            layers.Conv2D(6, (5, 5), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(16, (5, 5), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Flatten(),
-            layers.Dense(120, activation="relu"),
-            layers.Dense(84, activation="relu"),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input((32, 32, 1)),
+                layers.Conv2D(6, (5, 5), activation="relu"),
+                layers.MaxPooling2D((2, 2)),
+                layers.Conv2D(16, (5, 5), activation="relu"),
+                layers.MaxPooling2D((2, 2)),
+                layers.Flatten(),
+                layers.Dense(120, activation="relu"),
+                layers.Dense(84, activation="relu"),
+                layers.Dense(NUM_CLASSES, activation="softmax"),
+            ]
+        )
     if name == "mnist_cnn":
-        return keras.Sequential([
-            keras.Input((28, 28, 1)),
-            layers.Conv2D(32, (5, 5), activation="relu"),
-            layers.MaxPooling2D((2, 2), padding="same"),
-            layers.Conv2D(64, (5, 5), activation="relu"),
-            layers.MaxPooling2D((2, 2), padding="same"),
-            layers.Flatten(),
-            layers.Dense(1024, activation="relu"),
-            layers.Dropout(0.5),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                layers.Conv2D(32, (5, 5), activation="relu"),
+                layers.MaxPooling2D((2, 2), padding="same"),
+                layers.Conv2D(64, (5, 5), activation="relu"),
+                layers.MaxPooling2D((2, 2), padding="same"),
+                layers.Flatten(),
+                layers.Dense(1024, activation="relu"),
+                layers.Dropout(0.5),
+                layers.Dense(NUM_CLASSES, activation="softmax"),
+            ]
+        )
     if name == "vgg_bn":
         conv = dict(activation="relu", kernel_initializer="he_uniform", padding="same")
-        return keras.Sequential([
-            keras.Input((32, 32, 3)),
-            layers.Conv2D(32, (3, 3), **conv), layers.BatchNormalization(),
-            layers.Conv2D(32, (3, 3), **conv), layers.BatchNormalization(),
-            layers.MaxPooling2D((2, 2)), layers.Dropout(0.2),
-            layers.Conv2D(64, (3, 3), **conv), layers.BatchNormalization(),
-            layers.Conv2D(64, (3, 3), **conv), layers.BatchNormalization(),
-            layers.MaxPooling2D((2, 2)), layers.Dropout(0.3),
-            layers.Conv2D(128, (3, 3), **conv), layers.BatchNormalization(),
-            layers.Conv2D(128, (3, 3), **conv), layers.BatchNormalization(),
-            layers.MaxPooling2D((2, 2)), layers.Dropout(0.4),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"), layers.BatchNormalization(), layers.Dropout(0.5),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
-        ])
+        return keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                layers.Conv2D(32, (3, 3), **conv),
+                layers.BatchNormalization(),
+                layers.Conv2D(32, (3, 3), **conv),
+                layers.BatchNormalization(),
+                layers.MaxPooling2D((2, 2)),
+                layers.Dropout(0.2),
+                layers.Conv2D(64, (3, 3), **conv),
+                layers.BatchNormalization(),
+                layers.Conv2D(64, (3, 3), **conv),
+                layers.BatchNormalization(),
+                layers.MaxPooling2D((2, 2)),
+                layers.Dropout(0.3),
+                layers.Conv2D(128, (3, 3), **conv),
+                layers.BatchNormalization(),
+                layers.Conv2D(128, (3, 3), **conv),
+                layers.BatchNormalization(),
+                layers.MaxPooling2D((2, 2)),
+                layers.Dropout(0.4),
+                layers.Flatten(),
+                layers.Dense(128, activation="relu"),
+                layers.BatchNormalization(),
+                layers.Dropout(0.5),
+                layers.Dense(NUM_CLASSES, activation="softmax"),
+            ]
+        )
     raise ValueError(name)
 
 
 def _tta_options(parser) -> None:
-    parser.add_argument("--target-accuracy", type=float, default=None,
-                        help="time to accuracy instead of throughput: train epoch by epoch until the test accuracy reaches this")
+    parser.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=None,
+        help="time to accuracy instead of throughput: train epoch by epoch until the test accuracy reaches this",
+    )
     parser.add_argument("--max-epochs", type=int, default=20)
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="also stop after the epoch whose training time passes this (a cap for slow baselines)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="also stop after the epoch whose training time passes this (a cap for slow baselines)",
+    )
     parser.add_argument("--dataset", default=None, help="for --target-accuracy: mnist, fashion_mnist, cifar10_jpg")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def time_to_accuracy(args, keras) -> dict:
     """Fit one epoch at a time on the whole training set; after each, the test accuracy (not timed)."""
-    from cnnlab.bench.protocol import INPUT_SHAPES, DATASETS
+    from cnnlab.bench.protocol import DATASETS, INPUT_SHAPES
     from cnnlab.data import load_dataset
 
     keras.utils.set_random_seed(args.seed)
@@ -107,8 +132,11 @@ def time_to_accuracy(args, keras) -> dict:
 
     (x, y), (x_test, y_test) = prepare(data.train), prepare(data.test)
     model = build(args.model, keras)
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATES[args.model]),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATES[args.model]),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     seconds, accuracies, reached = 0.0, [], None
     for _ in range(args.max_epochs):
         start = time.perf_counter()
@@ -120,8 +148,13 @@ def time_to_accuracy(args, keras) -> dict:
             break
         if args.max_seconds is not None and seconds >= args.max_seconds:
             break
-    return {"contender": "plain-keras", "seconds_to_target": reached, "test_accuracy": accuracies[-1],
-            "train_seconds": seconds, "accuracies": accuracies}
+    return {
+        "contender": "plain-keras",
+        "seconds_to_target": reached,
+        "test_accuracy": accuracies[-1],
+        "train_seconds": seconds,
+        "accuracies": accuracies,
+    }
 
 
 def main() -> None:

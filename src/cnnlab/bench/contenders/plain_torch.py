@@ -20,33 +20,57 @@ def build(name: str, nn):
     """The network as the reference documents describe it; the loss applies the softmax."""
     if name == "lenet5":
         return nn.Sequential(
-            nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 6, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-            nn.Linear(120, 84), nn.ReLU(),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
             nn.Linear(84, NUM_CLASSES),
         )
     if name == "mnist_cnn":
         # 24x24 and 8x8 maps are even, so 2x2 pooling with SAME padding equals plain 2x2 pooling.
         return nn.Sequential(
-            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 32, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(64 * 4 * 4, 1024), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(64 * 4 * 4, 1024),
+            nn.ReLU(),
+            nn.Dropout(0.5),
             nn.Linear(1024, NUM_CLASSES),
         )
     if name == "vgg_bn":
+
         def block(cin, cout, drop):
             return [
-                nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(cout),
-                nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(cout),
-                nn.MaxPool2d(2), nn.Dropout(drop),
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.ReLU(),
+                nn.BatchNorm2d(cout),
+                nn.Conv2d(cout, cout, 3, padding=1),
+                nn.ReLU(),
+                nn.BatchNorm2d(cout),
+                nn.MaxPool2d(2),
+                nn.Dropout(drop),
             ]
+
         return nn.Sequential(
-            *block(3, 32, 0.2), *block(32, 64, 0.3), *block(64, 128, 0.4),
+            *block(3, 32, 0.2),
+            *block(32, 64, 0.3),
+            *block(64, 128, 0.4),
             nn.Flatten(),
-            nn.Linear(128 * 4 * 4, 128), nn.ReLU(), nn.BatchNorm1d(128), nn.Dropout(0.5),
+            nn.Linear(128 * 4 * 4, 128),
+            nn.ReLU(),
+            nn.BatchNorm1d(128),
+            nn.Dropout(0.5),
             nn.Linear(128, NUM_CLASSES),
         )
     raise ValueError(name)
@@ -80,10 +104,15 @@ def main() -> None:
     train(args.warmup_steps * args.batch_size)
     warmup_s = time.perf_counter() - started
     rates = time_segments(lambda: train(images), images, args.repeats)
-    emit({
-        "contender": "plain-torch", "backend": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
-        **rates, "warmup_s": warmup_s,
-    })
+    emit(
+        {
+            "contender": "plain-torch",
+            "backend": f"torch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+            **rates,
+            "warmup_s": warmup_s,
+        }
+    )
 
 
 if __name__ == "__main__":
