@@ -64,7 +64,6 @@ def start_data_parallel(config, cluster=None) -> dict:
     them with no flag; with one device nothing happens (and nothing changes).
     """
     global _world
-    from cnnlab.runtime import resolve_cluster
 
     distributed = bool(getattr(config, "distributed", False))
     if distributed and config.backend != "jax":
@@ -75,7 +74,8 @@ def start_data_parallel(config, cluster=None) -> dict:
         )
     fields = {}
     if distributed:
-        cluster = cluster or resolve_cluster()
+        if cluster is None:
+            raise ConfigError("--distributed: no cluster description (cnnlab.runtime.resolve_cluster makes one)")
         if config.batch_size % cluster.processes:  # checked again over the devices once they are known
             raise ConfigError(
                 f"--batch-size: a global batch of {config.batch_size} does not divide among "

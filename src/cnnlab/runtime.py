@@ -218,6 +218,8 @@ def start_runtime(config, cluster: Cluster | None = None) -> Runtime:
         from cnnlab.distributed import start_data_parallel
 
         # Before anything runs on JAX (Machine.detect lists its devices): joins the cluster when distributed.
+        if getattr(config, "distributed", False) and cluster is None:
+            cluster = resolve_cluster()
         parallel = start_data_parallel(config, cluster)
     runtime = resolve_runtime(config, Machine.detect())
     if parallel:

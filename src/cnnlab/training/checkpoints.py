@@ -66,7 +66,7 @@ def save_checkpoint(
 
 def read_pointer(run_path: Path, kind: str = "latest") -> dict | None:
     """The loop state stored with checkpoint ``kind``, or None if the run has none yet."""
-    from cnnlab.training.run import check_pointer, read_json
+    from cnnlab.training.runfiles import check_pointer, read_json
 
     path = checkpoint_dir(run_path) / f"{kind}.json"
     if not os.path.lexists(path):
