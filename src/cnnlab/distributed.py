@@ -401,6 +401,8 @@ def summarize_fatal(text: str, rank: int) -> str:
     else:
         first = next((line for line in text.splitlines() if "Status" in line or "error" in line.lower()), "")
         what = "the distributed runtime failed: " + first.strip()[:200]
+    if what.startswith("not every process joined"):
+        return f"cnnlab: error: process {rank}: distributed: {what}"
     return (
         f"cnnlab: error: process {rank}: distributed: {what}; stopping. Continue from the last checkpoint "
         f"with: cnnlab train --resume RUN --distributed (all processes)"
