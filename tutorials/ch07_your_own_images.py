@@ -35,6 +35,7 @@
 # ## Setup
 
 # %%
+import base64
 import importlib
 import importlib.util
 import json
@@ -246,8 +247,10 @@ else:
                 break
             except OSError:
                 time.sleep(0.5)
+        # POST /predict takes a multipart upload or JSON with base64 images (docs/explain-and-serve.md).
+        body = json.dumps({"images": [base64.b64encode(files[0].read_bytes()).decode()], "names": [files[0].name]})
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/predict", data=files[0].read_bytes(), headers={"Content-Type": "image/jpeg"}
+            f"http://127.0.0.1:{port}/predict", data=body.encode(), headers={"Content-Type": "application/json"}
         )
         print(urllib.request.urlopen(request, timeout=30).read().decode()[:500])
     finally:
