@@ -501,8 +501,8 @@ def test_init_from_a_run_folder_with_another_class_count(tmp_path):
     first = train("lenet5", data(10), name="first", **common)
     train("lenet5", data(3), init_from=str(first.path), name="second", **common)
     log = (tmp_path / "second" / "train.log").read_text()
-    assert "4 layers loaded, 1 kept their initial weights" in log
-    with pytest.raises(ConfigError, match="no layer matches"):
+    assert "loaded 4 of 5 layers with weights" in log
+    with pytest.raises(ConfigError, match="no layer of .* matches"):
         train("softmax", data(3), init_from=str(first.path), name="third", **common)
     assert not (tmp_path / "third").exists()
     # lr-find from a run leaves the run folder as it was, byte for byte.

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     # Warnings (NumPy's overflow, Pillow's decompression-bomb notice, ...) are held back while the
     # command runs: after a success they are shown, after an error the one-line message stands alone.
     failed, caught = True, []
+    # --data-dir reaches the data layer through the environment; called in-process (tests, notebooks),
+    # the command must not leave it changed for whatever the caller does next.
+    saved_data_dir = os.environ.get("CNNLAB_DATA_DIR")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
@@ -146,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
                 failed = bool(exit.code)
                 raise
     finally:
+        if saved_data_dir is None:
+            os.environ.pop("CNNLAB_DATA_DIR", None)
+        else:
+            os.environ["CNNLAB_DATA_DIR"] = saved_data_dir
         if not failed:
             _show(caught)
 

@@ -246,6 +246,10 @@ def split_message(record: dict) -> str:
     )
 
 
+class SourceChanged(DataError):
+    """The training images are not those a split record was made from."""
+
+
 def apply_split_record(dataset, record: dict):
     """``dataset`` split exactly as ``record`` (from :func:`stratified_split`) says.
 
@@ -259,7 +263,7 @@ def apply_split_record(dataset, record: dict):
     source = dataset.train
     expected = record["source"]
     if len(source) != expected["images"] or split_checksum(source) != expected["checksum"]:
-        raise DataError(
+        raise SourceChanged(
             f"split record: {dataset.name}'s training images changed since the split was recorded "
             f"({expected['images']} images then, {len(source)} now; checksums differ), so the "
             f"recorded validation/test images no longer exist; use the original data or a new run"

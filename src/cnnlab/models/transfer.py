@@ -287,7 +287,7 @@ def freeze(model, spec: str | int) -> FreezeReport:
 
     ``spec``: ``"backbone"`` (everything but the classifier: :func:`backbone_layers`),
     ``"until:LAYER"`` (every layer from the input up to and including LAYER, in layer order,
-    nested models' layers included), ``N`` or ``"N"`` (the first N leaf layers), ``"none"``
+    nested models' layers included), ``N`` or ``"N"`` (the first N layers with weights), ``"none"``
     (make every layer trainable again). Layers outside the spec are made trainable.
     """
     from cnnlab._keras import keras
@@ -318,11 +318,14 @@ def freeze_targets(model, spec: str | int) -> list:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ModelError(f"freeze: {model.name} has no layer {target!r}{hint}")
         chosen = leaves[: names.index(target) + 1]
-    elif text.isdigit():
-        count = int(text)
-        if count > len(leaves):
-            raise ModelError(f"freeze: {model.name} has {len(leaves)} layers, cannot freeze the first {count}")
-        chosen = leaves[:count]
+    elif text.isdigit():  # layers with weights: what a user counts as "the first N layers"
+        count, weighted = int(text), [layer for layer in leaves if layer.weights]
+        if count >= len(weighted):
+            raise ModelError(
+                f"freeze: {model.name} has {len(weighted)} layers with weights, cannot freeze the first "
+                f"{count} and still train"
+            )
+        chosen = weighted[:count]
     else:
         raise ModelError(f"freeze: expected backbone, until:LAYER, a number of layers or none; got {spec!r}")
     return chosen

@@ -150,8 +150,8 @@ class KerasEngine(Engine):
                 # layer would need another optimizer (and another checkpoint layout) once unfrozen.
                 raise ConfigError("--freeze: not available on the JAX backend (use --backend tensorflow or torch)")
 
-            try:
-                layers = freeze_targets(self.model, config.freeze)
+            try:  # the layers with weights among those the spec names (what freezing changes)
+                layers = [layer for layer in freeze_targets(self.model, config.freeze) if layer.weights]
             except ModelError as exc:  # "freeze: resnet20 has no layer 'x'; did you mean ...?"
                 raise ConfigError(f"--{exc}") from None
             self.frozen = [layer.name for layer in layers]

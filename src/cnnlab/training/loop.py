@@ -41,6 +41,7 @@ from cnnlab.training.run import (
     Run,
     check_same_data,
     check_unlocked,
+    data_changed,
     default_run_name,
     lock_run_folder,
     new_run_folder,
@@ -336,8 +337,13 @@ class Trainer:
         if self.preloaded is not None:
             self.data, self.split_record = self.preloaded, None
         else:
+            from cnnlab.data.splits import SourceChanged
+
             recorded = self.resume_from.split_record() if self.resume_from is not None else None
-            self.data, self.split_record = load_run_data(config, self.data_dir, recorded)
+            try:
+                self.data, self.split_record = load_run_data(config, self.data_dir, recorded)
+            except SourceChanged:  # the held-out split no longer fits: the data is not the run's
+                raise data_changed(self.resume_from, "(its split.json no longer fits them)") from None
         self.data_checks = self._check_data()
         self.data_fingerprint = check_same_data(self.resume_from, self.data)  # a resume needs the same data
         if self.resume_from is not None:

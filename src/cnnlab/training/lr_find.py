@@ -89,8 +89,9 @@ def lr_find(
     from cnnlab.data.splits import batch_indices
     from cnnlab.io import atomic_path, atomic_write_json
     from cnnlab.training.config import resolve_config
+    from cnnlab.training.datasets import load_run_dataset
     from cnnlab.training.engines import make_engine
-    from cnnlab.training.loop import load_run_dataset, start_runtime
+    from cnnlab.training.loop import start_runtime
     from cnnlab.training.sampling import balanced_batch_indices, class_weights
 
     if not (0 < start_lr < end_lr) or not all(math.isfinite(r) for r in (start_lr, end_lr)):

@@ -252,12 +252,16 @@ def check_same_data(run: Run | None, dataset) -> str:
     fingerprint = data_fingerprint(dataset)
     recorded = run.config.get("data_fingerprint") if run is not None else None
     if recorded is not None and recorded != fingerprint:
-        raise RunError(
-            f"{run.path / CONFIG}: field data_fingerprint: the dataset {run.config['train']['dataset']!r} "
-            f"now holds different images or labels than when the run started ({recorded[:12]}... vs "
-            f"{fingerprint[:12]}...); resume only on the same data"
-        )
+        raise data_changed(run, f"({recorded[:12]}... vs {fingerprint[:12]}...)")
     return fingerprint
+
+
+def data_changed(run: Run, detail: str) -> RunError:
+    """The one-line error of a resume on data other than the run's, naming config.json's fingerprint."""
+    return RunError(
+        f"{run.path / CONFIG}: field data_fingerprint: the dataset {run.config['train']['dataset']!r} "
+        f"now holds different images or labels than when the run started {detail}; resume only on the same data"
+    )
 
 
 class Run:
