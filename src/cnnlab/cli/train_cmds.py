@@ -59,129 +59,106 @@ def _train(
         typer.echo(f"run folder: {run.path}")
 
 
+def _option(name: str, annotation, default, *flags: str, **settings) -> inspect.Parameter:
+    """A keyword-only command parameter declared as a Typer option."""
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=typer.Option(default, *flags, **settings)
+    )
+
+
 def _train_signature() -> inspect.Signature:
     """The ``train`` command's parameters: fixed ones, then one option per schema field, in panels."""
     from cnnlab.training.config import CLI_OPTIONS
 
-    option = inspect.Parameter.KEYWORD_ONLY
-    run_panel = "run folder"
-    fixed = [
-        inspect.Parameter(
+    run, runtime = "run folder", "runtime"
+    first = [
+        _option(
             "recipe",
-            option,
-            annotation=Optional[str],
-            default=typer.Option(
-                None,
-                "--recipe",
-                metavar="NAME|FILE",
-                rich_help_panel="model",
-                help="Recipe name (`cnnlab recipes`) or a TOML file; options override it.",
-            ),
+            Optional[str],
+            None,
+            "--recipe",
+            metavar="NAME|FILE",
+            rich_help_panel="model",
+            help="Recipe name (`cnnlab recipes`) or a TOML file; options override it.",
         ),
-        inspect.Parameter(
+        _option(
             "model_option",
-            option,
-            annotation=List[str],
-            default=typer.Option(
-                [],
-                "--model-option",
-                metavar="KEY=VALUE",
-                rich_help_panel="model",
-                help='Model builder option, repeatable; values are TOML (true, 8, 0.5, "text").',
-            ),
+            List[str],
+            [],
+            "--model-option",
+            metavar="KEY=VALUE",
+            rich_help_panel="model",
+            help='Model builder option, repeatable; values are TOML (true, 8, 0.5, "text").',
         ),
-        inspect.Parameter(
+        _option(
             "augment",
-            option,
-            annotation=Optional[str],
-            default=typer.Option(
-                None,
-                "--augment",
-                metavar="SPEC",
-                rich_help_panel="data",
-                help="Augmentation as comma-separated KEY=VALUE pairs, e.g. shift=0.1,flip; or none.",
-            ),
-        ),
-        inspect.Parameter(
-            "resume",
-            option,
-            annotation=Optional[Path],
-            default=typer.Option(
-                None,
-                "--resume",
-                metavar="RUN",
-                rich_help_panel=run_panel,
-                help="Continue a run folder from its latest checkpoint.",
-            ),
-        ),
-        inspect.Parameter(
-            "name",
-            option,
-            annotation=Optional[str],
-            default=typer.Option(
-                None,
-                "--name",
-                metavar="NAME",
-                rich_help_panel=run_panel,
-                help="Run folder name (default: MODEL-DATASET-DATE-TIME).",
-            ),
-        ),
-        inspect.Parameter(
-            "runs_dir",
-            option,
-            annotation=Path,
-            default=typer.Option(
-                Path("runs"), "--runs-dir", metavar="DIR", rich_help_panel=run_panel, help="Where run folders go."
-            ),
-        ),
-        inspect.Parameter(
-            "coordinator",
-            option,
-            annotation=Optional[str],
-            default=typer.Option(
-                None,
-                "--coordinator",
-                metavar="HOST:PORT",
-                rich_help_panel="runtime",
-                help="--distributed: process 0's address (default: $CNNLAB_COORDINATOR, or SLURM's first node).",
-            ),
-        ),
-        inspect.Parameter(
-            "num_processes",
-            option,
-            annotation=Optional[str],
-            default=typer.Option(
-                None,
-                "--num-processes",
-                metavar="N",
-                rich_help_panel="runtime",
-                help="--distributed: how many processes (default: $CNNLAB_NUM_PROCESSES or $SLURM_NTASKS).",
-            ),
-        ),
-        inspect.Parameter(
-            "process_id",
-            option,
-            annotation=Optional[str],
-            default=typer.Option(
-                None,
-                "--process-id",
-                metavar="K",
-                rich_help_panel="runtime",
-                help="--distributed: this process, 0 to N-1 (default: $CNNLAB_PROCESS_ID or $SLURM_PROCID).",
-            ),
-        ),
-        inspect.Parameter(
-            "quiet",
-            option,
-            annotation=bool,
-            default=typer.Option(
-                False, "--quiet", "-q", metavar="", rich_help_panel=run_panel, help="Only the final line."
-            ),
+            Optional[str],
+            None,
+            "--augment",
+            metavar="SPEC",
+            rich_help_panel="data",
+            help="Augmentation as comma-separated KEY=VALUE pairs, e.g. shift=0.1,flip; or none.",
         ),
     ]
-    generated = _schema_parameters(CLI_OPTIONS)
+    last = [
+        _option(
+            "coordinator",
+            Optional[str],
+            None,
+            "--coordinator",
+            metavar="HOST:PORT",
+            rich_help_panel=runtime,
+            help="--distributed: process 0's address (default: $CNNLAB_COORDINATOR, or SLURM's first node).",
+        ),
+        _option(
+            "num_processes",
+            Optional[str],
+            None,
+            "--num-processes",
+            metavar="N",
+            rich_help_panel=runtime,
+            help="--distributed: how many processes (default: $CNNLAB_NUM_PROCESSES or $SLURM_NTASKS).",
+        ),
+        _option(
+            "process_id",
+            Optional[str],
+            None,
+            "--process-id",
+            metavar="K",
+            rich_help_panel=runtime,
+            help="--distributed: this process, 0 to N-1 (default: $CNNLAB_PROCESS_ID or $SLURM_PROCID).",
+        ),
+        _option(
+            "resume",
+            Optional[Path],
+            None,
+            "--resume",
+            metavar="RUN",
+            rich_help_panel=run,
+            help="Continue a run folder from its latest checkpoint.",
+        ),
+        _option(
+            "name",
+            Optional[str],
+            None,
+            "--name",
+            metavar="NAME",
+            rich_help_panel=run,
+            help="Run folder name (default: MODEL-DATASET-DATE-TIME).",
+        ),
+        _option(
+            "runs_dir",
+            Path,
+            Path("runs"),
+            "--runs-dir",
+            metavar="DIR",
+            rich_help_panel=run,
+            help="Where run folders go.",
+        ),
+        _option("quiet", bool, False, "--quiet", "-q", metavar="", rich_help_panel=run, help="Only the final line."),
+    ]
     # The panels in the schema's order (Typer shows them in the order it first meets them), run folder last.
-    return inspect.Signature(fixed[:3] + generated + fixed[3:])
+    return inspect.Signature(first + _schema_parameters(CLI_OPTIONS) + last)
 
 
 def _schema_parameters(options) -> list[inspect.Parameter]:
