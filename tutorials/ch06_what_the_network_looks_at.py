@@ -28,8 +28,8 @@
 # on a quiet 2-core CPU (estimate: `vgg_bn` trained at 118 images/s on a machine shared with other
 # jobs, about 4.7x slower than quiet; `fast-mnist` trains in about 10 s, `docs/results.md`).
 #
-# Grad-CAM and saliency come from `cnnlab.explain`. Where this version of cnnlab does not have it
-# yet, those cells say so and skip; the rest of the chapter runs.
+# Grad-CAM, saliency and Integrated Gradients come from `cnnlab.explain` (the same functions as
+# `cnnlab explain RUN IMAGE --method ...`); an older cnnlab without it skips those cells.
 
 # %% [markdown]
 # ## Setup

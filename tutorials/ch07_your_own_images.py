@@ -28,8 +28,8 @@
 # CIFAR-10 for 3 epochs: an estimated 8-12 minutes on a quiet 2-core CPU (estimate: `vgg_bn`
 # trained at 118 images/s on a machine shared with other jobs, about 4.7x slower than quiet).
 #
-# Some steps use parts of cnnlab that this version may not have yet (`cnnlab inspect`,
-# `cnnlab.explain`, `cnnlab serve`); those cells print what they skip, and the rest runs.
+# The steps use `cnnlab inspect`, `cnnlab.explain` and `cnnlab serve` (docs/your-own-images.md,
+# docs/explain-and-serve.md); an older cnnlab without them skips those cells and says so.
 
 # %% [markdown]
 # ## Setup
