@@ -108,12 +108,19 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CNNLAB_CACHE_DIR", str(cache))
 
 
+def cli_env(extra: dict | None = None) -> dict:
+    """The environment a user's `cnnlab` process would have: this one without the thread pins the
+    test session set for itself (cnnlab chooses its own layout), plus ``extra``."""
+    pinned = set(os.environ.get(PINNED_ENV, "").split(","))
+    env = {k: v for k, v in os.environ.items() if k not in pinned and k != PINNED_ENV}
+    return {**env, **(extra or {})}
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """Run ``python -m cnnlab ARGS`` in a real subprocess; returns the CompletedProcess.
 
     ``env`` adds variables to the environment; a value of None removes the variable."""
-    pinned = set(os.environ.get(PINNED_ENV, "").split(","))
-    full_env = {k: v for k, v in os.environ.items() if k not in pinned and k != PINNED_ENV}
+    full_env = cli_env()
     full_env.setdefault("KERAS_BACKEND", "tensorflow")
     for key, value in (env or {}).items():
         if value is None:

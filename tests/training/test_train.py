@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cnnlab.errors import RunError, TrainingDiverged
-from tests.conftest import assert_clean_error, require_data, run_cli
+from tests.conftest import assert_clean_error, cli_env, require_data, run_cli
 
 # A short mnist_cnn run: it has dropout, so an exact resume also needs the dropout seed state.
 # 400 images in batches of 40: 10 steps per epoch, 3 epochs.
@@ -134,9 +134,7 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, m
         "killed",
         "-q",
     ]
-    process = subprocess.Popen(
-        args, env={**os.environ, **mnist_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen(args, env=cli_env(mnist_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pointer = tmp_path / "killed" / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -177,9 +175,7 @@ def test_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tmp_path, mnist_env):
         "--name",
         "stopped",
     ]
-    process = subprocess.Popen(
-        args, env={**os.environ, **mnist_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(args, env=cli_env(mnist_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history = tmp_path / "stopped" / "history.csv"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (history.is_file() and len(history.read_text().splitlines()) > 1):

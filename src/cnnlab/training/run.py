@@ -124,12 +124,13 @@ def _check_replaceable(path: Path) -> None:
 
 
 def is_incomplete(path: Path) -> bool:
-    """A folder a kill left before config.json: only start-up entries (train.log, tensorboard/, ...)."""
+    """A folder a kill left before config.json: only start-up entries (train.log, tensorboard/, ...),
+    or nothing at all (killed between creating the folder and writing its lock)."""
     try:
         entries = [entry.name for entry in Path(path).iterdir()]
     except OSError:
         return False
-    return CONFIG not in entries and bool(entries) and all(_startup_entry(name) for name in entries)
+    return CONFIG not in entries and all(_startup_entry(name) for name in entries)
 
 
 def _startup_entry(name: str) -> bool:
