@@ -124,13 +124,12 @@ def _check_replaceable(path: Path) -> None:
 
 
 def is_incomplete(path: Path) -> bool:
-    """A folder a kill left before config.json: only start-up entries (train.log, tensorboard/, ...),
-    or nothing at all (killed between creating the folder and writing its lock)."""
+    """A folder a kill left before config.json: only start-up entries (train.log, tensorboard/, ...)."""
     try:
         entries = [entry.name for entry in Path(path).iterdir()]
     except OSError:
         return False
-    return CONFIG not in entries and all(_startup_entry(name) for name in entries)
+    return CONFIG not in entries and bool(entries) and all(_startup_entry(name) for name in entries)
 
 
 def _startup_entry(name: str) -> bool:
@@ -185,6 +184,14 @@ def lock_run_folder(path: str | os.PathLike, *, new: bool = False) -> Iterator[d
     path = Path(path)
     if new:
         _check_replaceable(path)
+        if not path.exists():  # the folder appears with its lock file in it: never an empty, unknown folder
+            staging = path.parent / f".tmp-new-{path.name}-{os.getpid()}"
+            staging.mkdir(parents=True)
+            (staging / LOCK).touch()
+            try:
+                os.rename(staging, path)
+            except OSError:  # another process made it first: the lock below decides
+                shutil.rmtree(staging, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
     elif not path.is_dir():
         raise RunError(f"{path}: no such run folder")
