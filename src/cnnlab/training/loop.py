@@ -431,9 +431,10 @@ class Trainer:
             self.world.check_same(self.state.step, "the checkpoint's step (is the run folder shared by all?)")
         for note in self.notes:
             self.say(note)
-        self._session_started = time.perf_counter()
         self._seconds_before = self.state.seconds
-        self.callbacks.on_train_begin(self)
+        self._session_started = time.perf_counter()
+        self.callbacks.on_train_begin(self)  # set-up (TensorBoard's graph, ...) is not training time
+        self._session_started = time.perf_counter()
 
     def _write_config(self) -> None:
         from cnnlab.runtime import describe
