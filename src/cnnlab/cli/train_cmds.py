@@ -259,45 +259,25 @@ def _lr_find(
 def _lr_find_signature() -> inspect.Signature:
     from cnnlab.training.config import CLI_OPTIONS
 
-    option = inspect.Parameter.KEYWORD_ONLY
     train = _train_signature().parameters
     kept = {name: spec for name, spec in CLI_OPTIONS.items() if name not in LR_FIND_SKIPS}
+    panel = "range test"
     ramp = [
-        inspect.Parameter(
-            "start_lr",
-            option,
-            annotation=str,
-            default=typer.Option(
-                "1e-7", "--start-lr", metavar="RATE", rich_help_panel="range test", help="First rate of the ramp."
-            ),
+        _option(
+            "start_lr", str, "1e-7", "--start-lr", metavar="RATE", rich_help_panel=panel, help="First rate of the ramp."
         ),
-        inspect.Parameter(
-            "end_lr",
-            option,
-            annotation=str,
-            default=typer.Option(
-                "10", "--end-lr", metavar="RATE", rich_help_panel="range test", help="Last rate of the ramp."
-            ),
-        ),
-        inspect.Parameter(
+        _option("end_lr", str, "10", "--end-lr", metavar="RATE", rich_help_panel=panel, help="Last rate of the ramp."),
+        _option(
             "out",
-            option,
-            annotation=Path,
-            default=typer.Option(
-                Path("lr-find"),
-                "--out",
-                metavar="DIR",
-                rich_help_panel="range test",
-                help="Folder for lr-find.png and lr-find.json.",
-            ),
+            Path,
+            Path("lr-find"),
+            "--out",
+            metavar="DIR",
+            rich_help_panel=panel,
+            help="Folder for lr-find.png and lr-find.json.",
         ),
-        inspect.Parameter(
-            "quiet",
-            option,
-            annotation=bool,
-            default=typer.Option(
-                False, "--quiet", "-q", metavar="", rich_help_panel="range test", help="Only the suggested rate."
-            ),
+        _option(
+            "quiet", bool, False, "--quiet", "-q", metavar="", rich_help_panel=panel, help="Only the suggested rate."
         ),
     ]
     generated = _schema_parameters(kept)
