@@ -1,0 +1,50 @@
+"""The README's result tables are made from the generated reports by benchmarks/readme_tables.py."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "readme_tables.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_readme_tables_agree_with_the_reports():
+    result = run("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_changed_report_changes_the_readme(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(REPO / "docs", docs, ignore=shutil.ignore_patterns("images", "reference", "tutorials"))
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "README.md", readme)
+    results = docs / "results.md"
+    text = results.read_text(encoding="utf-8")
+    assert "| 99.36% | 123 |" in text
+    results.write_text(text.replace("| 99.36% | 123 |", "| 98.76% | 123 |"), encoding="utf-8")
+
+    stale = run("--check", "--readme", str(readme), "--docs", str(docs))
+    assert stale.returncode == 1
+    assert "differ" in stale.stdout
+
+    assert run("--readme", str(readme), "--docs", str(docs)).returncode == 0
+    rewritten = readme.read_text(encoding="utf-8")
+    assert "| mnist-cnn | mnist | 99.31% | 98.76% | 123 |" in rewritten
+    assert "99.36%" not in rewritten.split("<!-- generated:reference -->")[1].split("<!-- /generated:reference -->")[0]
+    assert run("--check", "--readme", str(readme), "--docs", str(docs)).returncode == 0
+
+
+def test_a_missing_report_is_one_line(tmp_path):
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "README.md", readme)
+    result = run("--check", "--readme", str(readme), "--docs", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "results.md: report not found" in lines[0]
