@@ -44,6 +44,10 @@ def test_results_table_counts_faithful_runs_and_lists_the_others(tmp_path, monke
     shutil.copytree(runs / "tiny-0", runs / "tiny-cut")
     (runs / "tiny-cut" / "metrics.json").unlink()
     (runs / "tiny-cut" / "model.keras").unlink()
+    shutil.copytree(runs / "tiny-1", runs / "tiny-damaged")
+    (runs / "tiny-damaged" / "config.json").write_text('{"train": ')  # cut short
+    (runs / "notes").mkdir()  # not a run folder: passed over without a word
+    (runs / "notes" / "todo.txt").write_text("x")
 
     text = results_markdown(runs)
     row = next(line for line in text.splitlines() if line.startswith("| tiny |"))
@@ -52,11 +56,16 @@ def test_results_table_counts_faithful_runs_and_lists_the_others(tmp_path, monke
     assert ("| yes |" if mean >= 0.5 else "| no |") in row
     assert "`tiny-lr` modified (lr)" in text
     assert "`tiny-cut` unfinished: 1 epochs, step 12 of 12" in text
+    damaged = [line for line in text.splitlines() if "tiny-damaged" in line]
+    assert len(damaged) == 1 and "config.json" in damaged[0], damaged
+    assert "notes" not in text
 
     out = tmp_path / "results.md"
     proc = run_cli("results", "--runs-dir", runs, "--out", out, env={"CNNLAB_RECIPES_DIR": str(recipes)})
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == text
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "tiny-damaged" in warnings[0] and "not counted" in warnings[0], proc.stderr
 
 
 def test_a_run_from_before_the_precision_option_counts_as_float32():

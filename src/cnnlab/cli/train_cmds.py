@@ -315,7 +315,10 @@ def _results(
 
     if out is not None:
         check_output_path(out, kind="file")
-    text = results_markdown(runs_dir)
+    unreadable: list[str] = []
+    text = results_markdown(runs_dir, unreadable)
+    for reason in unreadable:
+        typer.echo(f"cnnlab: warning: not counted: {reason}", err=True)
     if out is None:
         typer.echo(text)
     else:

@@ -9,24 +9,32 @@ are listed with how far they got.
 
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 
 from cnnlab.errors import RunError
 from cnnlab.training.config import LEGACY_VALUES, TrainConfig, apply_options, list_recipes, load_recipe
-from cnnlab.training.run import Run
+from cnnlab.training.run import CONFIG, Run, is_incomplete
 
 FREE_OPTIONS = {"seed", "backend", "level", "recipe", "reference", "description"}
 JPEG_DATASETS = {"cifar10_jpg"}
 
 
-def collect_runs(runs_dir: Path) -> dict[str, list[Run]]:
-    """Run folders under ``runs_dir`` grouped by the recipe they came from."""
+def collect_runs(runs_dir: Path, unreadable: list[str] | None = None) -> dict[str, list[Run]]:
+    """Run folders under ``runs_dir`` grouped by the recipe they came from.
+
+    Folders that are not run folders (no config.json) are passed over; a run folder that cannot be
+    read (a damaged config.json, a folder a kill left before its config.json) is left out of the
+    groups and its one-line reason appended to ``unreadable``.
+    """
     groups: dict[str, list[Run]] = {}
     for folder in sorted(Path(runs_dir).glob("*/")):
         try:
             run = Run.load(folder)
-        except RunError:
+        except RunError as exc:
+            if unreadable is not None and (os.path.lexists(folder / CONFIG) or is_incomplete(folder)):
+                unreadable.append(str(exc))
             continue
         recipe = run.config["train"].get("recipe")
         if recipe:
@@ -45,9 +53,11 @@ def changed_options(run: Run, recipe: dict) -> list[str]:
     return changed
 
 
-def results_markdown(runs_dir: Path) -> str:
+def results_markdown(runs_dir: Path, unreadable: list[str] | None = None) -> str:
+    """The report; run folders that could not be read are listed in it (and in ``unreadable``)."""
     runs_dir = Path(runs_dir)
-    groups = collect_runs(runs_dir)
+    unreadable = [] if unreadable is None else unreadable
+    groups = collect_runs(runs_dir, unreadable)
     lines = [
         "# Reproducing the reference results",
         "",
@@ -66,6 +76,9 @@ def results_markdown(runs_dir: Path) -> str:
         lines.append(_recipe_row(name, recipe, groups.get(name, []), notes))
     if notes:
         lines += ["", "## Unfinished and modified runs", ""] + notes
+    if unreadable:
+        lines += ["", "## Run folders that could not be read (not counted)", ""]
+        lines += [f"- {reason}" for reason in unreadable]
     lines += ["", "## Recipes", ""]
     for name in list_recipes():
         reference = load_recipe(name).get("reference", {})
