@@ -140,6 +140,7 @@ def predict_images(
     batch_size: int = DEFAULT_BATCH_SIZE,
     invert: bool = False,
     warnings: list[list[str]] | None = None,
+    forward=None,
 ) -> list[dict]:
     """The second half of :func:`predict`, on decoded uint8 images (N, H, W, C) already in memory:
     the run's preprocessing and test-time views, softmax, top-k. The server calls this too, so a file
@@ -147,12 +148,14 @@ def predict_images(
 
     ``invert`` replaces each image by its negative (255 - x) first; ``warnings`` (one list per image,
     from :func:`cnnlab.inference.input_check.input_warnings`) are added to the results that have any.
+    ``forward`` replaces the model's plain call (the server passes
+    :func:`cnnlab.inference.forward.compiled_forward`).
     """
     check_top_k(top_k)
     images = np.asarray(images, np.uint8)
     if invert:
         images = 255 - images
-    logits = predict_logits(model, images, run.preprocessing, batch_size, tta=run.train_config.tta)
+    logits = predict_logits(model, images, run.preprocessing, batch_size, tta=run.train_config.tta, forward=forward)
     probabilities = softmax(logits)
     results = [_top_classes(name, row, run.class_names, top_k) for name, row in zip(names, probabilities)]
     for result, notes in zip(results, warnings or []):

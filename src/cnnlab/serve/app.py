@@ -61,19 +61,23 @@ class ModelService:
     """The run, its model and everything computed once: input statistics, the Grad-CAM explainer."""
 
     def __init__(self, run, options: ServeOptions):
-        from cnnlab.inference.forward import load_model
+        from cnnlab.inference.forward import FORWARD_BUCKETS, compiled_forward, load_model
         from cnnlab.inference.input_check import InputChecker
 
         self.run = run
         self.options = options
         self.model = load_model(run, options.which)
+        self.forward = compiled_forward(self.model)  # one model called many times: compile its step once
         self.checker = InputChecker(run)
         self._explainer = None
         self.num_classes = len(run.class_names)
         # One thread runs the model: requests never race on it, and the event loop stays free.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnlab-model")
         height, width = run.preprocessing.image_size
-        self.predict_batch(np.zeros((1, height, width, run.preprocessing.channels), np.uint8))  # warm up
+        # Warm up: compile the forward step for every batch size a request can bring.
+        largest = max(options.max_batch, options.max_images) if options.batching else options.max_images
+        for size in [b for b in FORWARD_BUCKETS if b < largest] + [largest]:
+            self.forward(np.zeros((size, *run.preprocessing.output_shape), np.float32))
 
     @property
     def explainer(self):
@@ -114,7 +118,7 @@ class ModelService:
         from cnnlab.inference.prediction import predict_images
 
         names = [""] * len(images)
-        return predict_images(self.run, self.model, images, names, top_k=self.num_classes)
+        return predict_images(self.run, self.model, images, names, top_k=self.num_classes, forward=self.forward)
 
     def gradcam_png(self, image: np.ndarray, target: int) -> str:
         from cnnlab.explain.overlay import overlay, png_bytes
