@@ -197,13 +197,13 @@ def test_lookahead_in_the_loop_matches_the_hand_written_average_and_cuts_chunks_
 
 def test_whitening_bias_trains_in_the_first_epoch_only_and_the_step_is_traced_again(tmp_path, monkeypatch):
     """--whiten-bias-epochs 1: the bias moves in epoch 1 and stays put in epochs 2-3, while the other
-    weights keep training. Without the engine's retrace, the step traced in epoch 1 would go on
-    updating it (checked too): the flag alone does not freeze a compiled step."""
+    weights keep training. On TensorFlow, without the engine's retrace the step traced in epoch 1
+    would go on updating it (checked too): the flag alone does not freeze a compiled step."""
     from cnnlab.training import train
     from cnnlab.training.engines import KerasEngine
 
     if keras.backend.backend() == "jax":
-        pytest.skip("--whiten-bias-epochs is refused on JAX (checked in the config tests)")
+        pytest.skip("--whiten-bias-epochs is refused on JAX (tested below)")
     data = _arrays_dataset(n=40, channels=3, classes=4)
 
     class Bias(_Record):
@@ -239,6 +239,8 @@ def test_whitening_bias_trains_in_the_first_epoch_only_and_the_step_is_traced_ag
     assert not np.array_equal(seen.fc[1], seen.fc[3])  # the rest trains on
     assert "epoch 2: the whitening bias no longer trains" in (run.path / "train.log").read_text()
 
+    if keras.backend.backend() != "tensorflow":
+        return  # torch steps eagerly: the flag alone freezes the bias, nothing is traced
     monkeypatch.setattr(KerasEngine, "retrace", lambda self: None)
     stale = Bias()
     train("airbench", data, name="stale", callbacks=[stale], **options)
@@ -330,6 +332,17 @@ def test_airbench_option_spellings_are_stored_in_one_form():
     ]:
         apply_options(config, {"lookahead": given})
         assert config.lookahead == stored and lookahead_settings(stored) == settings
+
+
+def test_whiten_bias_epochs_is_refused_on_jax_in_one_line(tmp_path):
+    from cnnlab.errors import ConfigError
+    from cnnlab.training import train
+
+    if keras.backend.backend() != "jax":
+        pytest.skip("the JAX backend's refusal (run with KERAS_BACKEND=jax)")
+    with pytest.raises(ConfigError, match="^--whiten-bias-epochs: not available on the JAX backend"):
+        train("airbench", _arrays_dataset(channels=3), whiten_bias_epochs=3, runs_dir=tmp_path, name="x", **LOOP_RUN)
+    assert not (tmp_path / "x").exists()
 
 
 def test_whiten_bias_epochs_needs_a_whitening_stem(tmp_path):

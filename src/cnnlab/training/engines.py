@@ -172,12 +172,12 @@ class KerasEngine(Engine):
                 )
             self._set_trainable(False)
         if config.whiten_bias_epochs:
+            self.whitening_layer()  # the model must have one: fail before anything is written
             if keras.backend.backend() == "jax":
                 # as for --freeze: the JAX optimizer updates every variable it was built with
                 raise ConfigError(
                     "--whiten-bias-epochs: not available on the JAX backend (use --backend tensorflow or torch)"
                 )
-            self.whitening_layer()  # the model must have one: fail before anything is written
 
     def _base_optimizer(self):
         """The optimizer that holds the slots and moving averages (inside a LossScaleOptimizer)."""
