@@ -233,7 +233,7 @@ def _world():
 class Trainer:
     """One invocation of training on one run folder (a fresh run or a resumed one).
 
-    What callbacks may use: ``config``, ``state`` (all that persists), ``engine``, ``data``,
+    What callbacks may use: ``config``, ``state`` (all that persists), ``engine``, ``callbacks``, ``data``,
     ``preprocessing``, ``path``, ``total_steps``, ``total_epochs``, ``batches_per_epoch``,
     ``resumed``, ``is_writer``, ``logger``, ``report``, :meth:`say`, :meth:`request_stop`,
     :meth:`evaluate`, :meth:`elapsed` and :meth:`epoch_of_step`.
