@@ -352,3 +352,14 @@ def test_whiten_bias_epochs_needs_a_whitening_stem(tmp_path):
     with pytest.raises(ConfigError, match="^--whiten-bias-epochs: model lenet5 has no whitening stem"):
         train("lenet5", _arrays_dataset(), whiten_bias_epochs=3, runs_dir=tmp_path, name="x", **LOOP_RUN)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("options", [{"lookahead": "on"}, {"whiten_bias_epochs": 3}])
+def test_lr_find_refuses_the_airbench_options(options, tmp_path):
+    from cnnlab.errors import ConfigError
+    from cnnlab.training.lr_find import lr_find
+
+    flag = "--" + next(iter(options)).replace("_", "-")
+    with pytest.raises(ConfigError, match=f"^{flag}: has no meaning for lr-find"):
+        lr_find("airbench", "cifar10", out=tmp_path / "lr", verbose=False, **options)
+    assert not (tmp_path / "lr").exists()
