@@ -542,7 +542,7 @@ class TrainConfig:
         metavar="SPEC",
         panel="optimisation",
         legacy="off",
-        help="Lookahead averaging of the weights (airbench94): off, on, or start=E,every=K: from epoch E, every K "
+        help="Lookahead averaging of the weights (airbench94): off, on, or start=E,every=K: from (1-based) epoch E, every K "
         "steps the weights move to "
         "an exponential average of themselves (decay 0.95^K x (step / total steps)^3) and each epoch ends on "
         "the average; on = airbench94's start=4,every=5. Compiled calls then end at multiples of K steps.",
