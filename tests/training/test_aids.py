@@ -26,6 +26,8 @@ NEW_OPTIONS = {
     "freeze": "",
     "unfreeze_at": 0,
     "backbone_lr_mult": 1.0,
+    "lookahead": "off",
+    "whiten_bias_epochs": 0,
 }
 
 

@@ -73,6 +73,7 @@ class StandIn:
         self.is_writer = True
         self.logger = logging.getLogger("cnnlab.test.callbacks")
         self.said: list[str] = []
+        self.callbacks = CallbackList([])  # the run's callbacks (the Checkpointer asks them for arrays)
 
     def say(self, message, level=logging.INFO):
         self.said.append(message)
@@ -207,6 +208,30 @@ def test_restore_best_loads_the_best_weights_at_the_end(tmp_path):
     RestoreBest().on_train_end(trainer)
     assert np.all(trainer.engine.arrays["model/0000/w"] == 1.0)
     assert "restored the best weights (step 5" in trainer.said[-1]
+
+
+def test_a_callbacks_arrays_ride_in_the_checkpoint_beside_the_engines(tmp_path):
+    """Checkpointer stores each callback's checkpoint_arrays under callback/; the engine is given
+    back only its own arrays (RestoreBest), the callbacks only theirs (ckpt.split_arrays)."""
+
+    class Keeper(Callback):
+        def checkpoint_arrays(self, trainer):
+            return {"keeper/average": np.arange(3.0)}
+
+    trainer = StandIn(tmp_path)
+    trainer.callbacks = CallbackList([Keeper()])
+    trainer.state.step = trainer.state.best_step = 5
+    trainer.state.best_value = 0.25
+    Checkpointer.save(trainer, best=True)
+    _, arrays = ckpt.load_state_arrays(tmp_path, "best")
+    assert sorted(arrays) == ["callback/keeper/average", "model/0000/w"]
+    engine_arrays, callback_arrays = ckpt.split_arrays(arrays)
+    assert list(engine_arrays) == ["model/0000/w"]
+    np.testing.assert_array_equal(callback_arrays["keeper/average"], np.arange(3.0))
+    trainer.engine = ArrayEngine(value=7.0)
+    trainer.state.status = "finished"
+    RestoreBest().on_train_end(trainer)
+    assert list(trainer.engine.arrays) == ["model/0000/w"]
 
 
 def test_restore_best_leaves_an_interrupted_run_alone(tmp_path):

@@ -11,6 +11,8 @@ Jordan 2024, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU" trains airbench94
   norm's moving statistics too); the optimizer's own state does not.
 - :class:`WhiteningBiasSchedule`: the whitening stem's bias trains for the first 3 epochs only.
 
+``cnnlab train --lookahead`` / ``--whiten-bias-epochs`` drive them through
+:class:`cnnlab.training.callbacks.LookaheadAveraging` and :class:`~cnnlab.training.callbacks.WhiteningBiasFreeze`.
 The callbacks hold no reference to a loop. They need:
 
 - ``set_model(model)`` (a Keras model) once, before ``on_train_begin``;

@@ -42,7 +42,21 @@ from cnnlab.training.run import FINAL_MODEL, HISTORY, HISTORY_FIELDS, METRICS, V
 
 
 class Callback:
-    """Base class: every event does nothing. Subclass it and implement the events you need."""
+    """Base class: every event does nothing. Subclass it and implement the events you need.
+
+    Two more hooks: ``step_multiple`` (a positive number makes every compiled call of steps end at
+    a multiple of it, so ``on_chunk_end`` sees each such step), and ``checkpoint_arrays`` /
+    ``restore_arrays`` for state that is not in the engine but must come back on a resume.
+    """
+
+    step_multiple: int = 0
+
+    def checkpoint_arrays(self, trainer) -> dict:
+        """NumPy arrays to store in every checkpoint, by key (keys unique to this callback)."""
+        return {}
+
+    def restore_arrays(self, trainer, arrays: dict) -> None:
+        """On a resume, before ``on_train_begin``: the arrays of every callback's ``checkpoint_arrays``."""
 
     def on_train_begin(self, trainer) -> None:
         pass
@@ -138,6 +152,78 @@ class Unfreezer(Callback):
                 f"epoch {trainer.state.epoch + 1}: {len(trainer.engine.frozen)} frozen layers "
                 f"now train (rate x {trainer.config.backbone_lr_mult:g})"
             )
+
+
+class LookaheadAveraging(Callback):
+    """``--lookahead``: airbench94's lookahead average of the weights
+    (:class:`cnnlab.training.airbench_callbacks.Lookahead`), driven by the loop.
+
+    Compiled calls end at multiples of ``every`` steps, so each update happens at the step
+    airbench94 does it; the epoch's last call ends with the reset to the average. Both happen in
+    ``on_chunk_end``, before the validation, the checkpoints and the epoch's end. The average
+    rides in every checkpoint, so a resumed run continues exactly.
+    """
+
+    def __init__(self, start_epoch: int, every: int):
+        from cnnlab.training.airbench_callbacks import Lookahead
+
+        self.lookahead = Lookahead(start_epoch=start_epoch, every=every)
+
+    @property
+    def step_multiple(self) -> int:
+        return self.lookahead.step_multiple
+
+    def on_train_begin(self, trainer):
+        self.lookahead.set_model(trainer.engine.model)
+        self.lookahead.on_train_begin(trainer.state)
+
+    def on_chunk_end(self, trainer, logs):
+        self.lookahead.on_chunk_end(trainer.state)
+        if logs["end_of_epoch"]:
+            self.lookahead.on_epoch_end(trainer.state)
+        if self.lookahead.average is not None:
+            trainer.engine.weights_changed()
+
+    def checkpoint_arrays(self, trainer):
+        state = self.lookahead.get_state()
+        arrays = {"lookahead/last_step": np.asarray(state["last_step"], dtype=np.int64)}
+        for i, average in enumerate(state["average"] or []):
+            arrays[f"lookahead/average/{i:04d}"] = average
+        return arrays
+
+    def restore_arrays(self, trainer, arrays):
+        keys = sorted(k for k in arrays if k.startswith("lookahead/average/"))
+        self.lookahead.set_state(
+            {
+                "average": [arrays[k] for k in keys] or None,
+                "last_step": int(arrays.get("lookahead/last_step", trainer.state.step)),
+            }
+        )
+
+
+class WhiteningBiasFreeze(Callback):
+    """``--whiten-bias-epochs N``: the whitening stem's bias trains in the first N epochs only
+    (:class:`cnnlab.training.airbench_callbacks.WhiteningBiasSchedule`).
+
+    Decided from ``trainer.state.epoch`` at each epoch's start (a resumed one too); when the set
+    of trainable variables changes, the engine traces its train step again.
+    """
+
+    def __init__(self, epochs: int):
+        from cnnlab.training.airbench_callbacks import WhiteningBiasSchedule
+
+        self.schedule = WhiteningBiasSchedule(epochs=epochs)
+
+    def on_train_begin(self, trainer):
+        self.schedule.layer = trainer.engine.whitening_layer().name
+        self.schedule.set_model(trainer.engine.model)
+        if self.schedule.on_train_begin(trainer.state):
+            trainer.engine.retrace()
+
+    def on_epoch_begin(self, trainer):
+        if self.schedule.on_epoch_begin(trainer.state):
+            trainer.engine.retrace()
+            trainer.logger.info("epoch %d: the whitening bias no longer trains", trainer.state.epoch + 1)
 
 
 class BestTracker(Callback):
@@ -256,7 +342,7 @@ class RestoreBest(Callback):
         if state.status == "interrupted" or ckpt.read_pointer(trainer.path, "best") is None:
             return
         _, arrays = ckpt.load_state_arrays(trainer.path, "best")
-        trainer.engine.set_state(arrays)
+        trainer.engine.set_state(ckpt.split_arrays(arrays)[0])
         trainer.say(
             f"restored the best weights (step {state.best_step}, {trainer.config.monitor} {state.best_value:.4f})"
         )
@@ -310,6 +396,9 @@ class Checkpointer(Callback):
         state = trainer.state
         state.seconds = trainer.elapsed()
         arrays = trainer.engine.get_state()
+        for callback in trainer.callbacks.callbacks:
+            extra = callback.checkpoint_arrays(trainer) if hasattr(callback, "checkpoint_arrays") else {}
+            arrays.update({ckpt.CALLBACK_PREFIX + k: v for k, v in extra.items()})
         for key, value in arrays.items():
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 message = divergence_message(
@@ -345,7 +434,16 @@ class HistoryWriter(Callback):
 
 def default_callbacks(config, user=(), writer: bool = True) -> list[Callback]:
     """The callbacks of a run, in order: trackers, the user's, then (for the writing process) writers."""
-    callbacks: list[Callback] = [DivergenceGuard(), BestTracker(config.monitor, config.min_delta)]
+    from cnnlab.training.config import lookahead_settings
+
+    callbacks: list[Callback] = [DivergenceGuard()]
+    # The weights' own changes come before anything reads them (best value, validation, checkpoints).
+    lookahead = lookahead_settings(getattr(config, "lookahead", "off"))
+    if lookahead is not None:
+        callbacks.append(LookaheadAveraging(*lookahead))
+    if getattr(config, "whiten_bias_epochs", 0):
+        callbacks.append(WhiteningBiasFreeze(config.whiten_bias_epochs))
+    callbacks.append(BestTracker(config.monitor, config.min_delta))
     if getattr(config, "unfreeze_at", 0):
         callbacks.insert(0, Unfreezer(config.unfreeze_at))
     if config.early_stopping:
@@ -386,6 +484,8 @@ __all__ = [
     "Callback",
     "CallbackList",
     "DivergenceGuard",
+    "LookaheadAveraging",
+    "WhiteningBiasFreeze",
     "BestTracker",
     "EarlyStopping",
     "ConsoleLog",

@@ -4,7 +4,8 @@ A checkpoint is a folder ``checkpoints/ckpt-<step>/`` holding
 
 * ``model.keras``: the network as a Keras model (loadable on its own; what ``Run.model`` uses),
 * ``state.npz``: the engine's full resumable state (weights, optimizer slots and step counter,
-  dropout seed-generator states),
+  dropout seed-generator states), and the arrays callbacks keep (``callback/...``: the
+  lookahead's average),
 
 and a small JSON *pointer*, ``checkpoints/latest.json`` or ``checkpoints/best.json``, naming
 the folder and carrying the loop's counters, history and early-stopping state.
@@ -31,6 +32,14 @@ from cnnlab.errors import RunError
 from cnnlab.io import atomic_write_json
 
 KINDS = ("latest", "best")
+CALLBACK_PREFIX = "callback/"  # state.npz keys of the callbacks' arrays (Callback.checkpoint_arrays)
+
+
+def split_arrays(arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """A checkpoint's arrays as (the engine's, the callbacks' with the prefix removed)."""
+    engine = {k: v for k, v in arrays.items() if not k.startswith(CALLBACK_PREFIX)}
+    callbacks = {k[len(CALLBACK_PREFIX) :]: v for k, v in arrays.items() if k.startswith(CALLBACK_PREFIX)}
+    return engine, callbacks
 
 
 def checkpoint_dir(run_path: Path) -> Path:

@@ -247,6 +247,45 @@ def _ema_decay(name, value):
     return number
 
 
+LOOKAHEAD_AIRBENCH = (4, 5)  # airbench94: from (1-based) epoch 4, every 5 steps
+
+
+def _lookahead(name, value):
+    """off, on (airbench94's settings) or "start=EPOCH,every=STEPS"; stored in that canonical form."""
+    expected = "off, on (airbench94: start=4,every=5) or start=EPOCH,every=STEPS"
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return "off"
+    if value is True or (isinstance(value, str) and value.strip().lower() in ("on", "airbench")):
+        return "on"
+    if not isinstance(value, str):
+        raise _bad(name, expected, value)
+    settings = dict(zip(("start", "every"), LOOKAHEAD_AIRBENCH))
+    for part in value.split(","):
+        key, sep, number = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in settings:
+            raise _bad(name, expected, value)
+        try:
+            settings[key] = int(number.strip())
+        except ValueError:
+            raise _bad(name, expected, value) from None
+        if settings[key] < 1:
+            raise _bad(name, expected + " (both >= 1)", value)
+    return f"start={settings['start']},every={settings['every']}"
+
+
+def lookahead_settings(text: str) -> tuple[int, int] | None:
+    """``--lookahead``'s stored text as (first epoch counting from 0, steps between updates); None when off."""
+    if text == "off":
+        return None
+    if text == "on":
+        start, every = LOOKAHEAD_AIRBENCH
+    else:
+        parts = dict(part.split("=") for part in text.split(","))
+        start, every = int(parts["start"]), int(parts["every"])
+    return start - 1, every
+
+
 def _class_weight(name, value):
     """ "" (off), "balanced", or per-class weights: "0=1.0,1=2.5" (or a table {0 = 1.0, 1 = 2.5}).
 
@@ -497,6 +536,26 @@ class TrainConfig:
         help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); "
         "validation, checkpoints, the final model and exports use the averaged weights (0 = off).",
     )
+    lookahead: str = option(
+        "off",
+        _lookahead,
+        metavar="SPEC",
+        panel="optimisation",
+        legacy="off",
+        help="Lookahead averaging of the weights (airbench94): off, on, or start=E,every=K: from (1-based) epoch E, every K "
+        "steps the weights move to "
+        "an exponential average of themselves (decay 0.95^K x (step / total steps)^3) and each epoch ends on "
+        "the average; on = airbench94's start=4,every=5. Compiled calls then end at multiples of K steps.",
+    )
+    whiten_bias_epochs: int = option(
+        0,
+        _non_negative_int,
+        metavar="N",
+        panel="optimisation",
+        legacy=0,
+        help="Train the bias of the whitening stem (the airbench model's 'whiten' layer) in the first N "
+        "epochs only, then keep it fixed; airbench94 uses 3 (0 = it always trains).",
+    )
     class_weight: str = option(
         "",
         _class_weight,
@@ -745,6 +804,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         ):
             if used:
                 raise ConfigError(f"{flag(name)}: not available at level {config.level} (use --level keras)")
+    for name, used in (("lookahead", config.lookahead != "off"), ("whiten_bias_epochs", config.whiten_bias_epochs > 0)):
+        if used and config.level != "keras":
+            raise ConfigError(f"{flag(name)}: not available at level {config.level} (use --level keras)")
+        if used and config.distributed:
+            raise ConfigError(f"{flag(name)}: not available with --distributed yet")
     if config.unfreeze_at and not config.freeze:
         raise ConfigError("--unfreeze-at: needs --freeze (there is nothing frozen to unfreeze)")
     if config.backbone_lr_mult != 1.0 and not config.unfreeze_at:

@@ -97,6 +97,13 @@ class Engine:
         """Set a constant rate for the next steps (``cnnlab lr-find``'s ramp)."""
         self.optimizer.learning_rate.assign(rate)
 
+    def retrace(self) -> None:
+        """The set of trainable variables changed: the next step traces its compiled function anew."""
+
+    def weights_changed(self) -> None:
+        """Something outside the steps assigned to the weights (the lookahead's average): drop
+        whatever copy of them the engine keeps."""
+
 
 def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
     """Optimizer steps in the whole run: ``--steps``, else epochs x batches per epoch."""
@@ -164,6 +171,13 @@ class KerasEngine(Engine):
                     config.backbone_lr_mult,
                 )
             self._set_trainable(False)
+        if config.whiten_bias_epochs:
+            self.whitening_layer()  # the model must have one: fail before anything is written
+            if keras.backend.backend() == "jax":
+                # as for --freeze: the JAX optimizer updates every variable it was built with
+                raise ConfigError(
+                    "--whiten-bias-epochs: not available on the JAX backend (use --backend tensorflow or torch)"
+                )
 
     def _base_optimizer(self):
         """The optimizer that holds the slots and moving averages (inside a LossScaleOptimizer)."""
@@ -176,7 +190,29 @@ class KerasEngine(Engine):
             if layer.name in names:
                 layer.trainable = trainable
         self._compile(self.model, self.optimizer)
+        self.retrace()
+
+    def retrace(self) -> None:
+        # A traced step holds the list of variables it updates; Keras's own step (JAX, torch) and
+        # cnnlab's several-steps function (TensorFlow) are both rebuilt on their next call.
         self._steps_functions = {}
+        self.model.make_train_function(force=True)
+
+    def weights_changed(self) -> None:
+        self._twin_synced_at = -1
+
+    def whitening_layer(self):
+        """The whitening stem whose bias ``--whiten-bias-epochs`` schedules; ConfigError without one."""
+        from cnnlab.models.airbench import PatchWhitening
+        from cnnlab.models.layers import walk_layers
+
+        for layer in walk_layers(self.model):
+            if isinstance(layer, PatchWhitening) and layer.bias is not None:
+                return layer
+        raise ConfigError(
+            f"--whiten-bias-epochs: model {self.config.model} has no whitening stem with a bias "
+            "(airbench's PatchWhitening layer)"
+        )
 
     def unfreeze(self) -> bool:
         if self.frozen and not all(layer.trainable for layer in _leaf_layers(self.model) if layer.name in self.frozen):

@@ -233,7 +233,7 @@ def _world():
 class Trainer:
     """One invocation of training on one run folder (a fresh run or a resumed one).
 
-    What callbacks may use: ``config``, ``state`` (all that persists), ``engine``, ``data``,
+    What callbacks may use: ``config``, ``state`` (all that persists), ``engine``, ``callbacks``, ``data``,
     ``preprocessing``, ``path``, ``total_steps``, ``total_epochs``, ``batches_per_epoch``,
     ``resumed``, ``is_writer``, ``logger``, ``report``, :meth:`say`, :meth:`request_stop`,
     :meth:`evaluate`, :meth:`elapsed` and :meth:`epoch_of_step`.
@@ -306,6 +306,8 @@ class Trainer:
             self.logger = logging.getLogger("cnnlab.run.worker")
         self.report = Reporter(self.logger, verbose=self.verbose)
         self.callbacks = CallbackList(default_callbacks(self.config, self.user_callbacks, writer=self.is_writer))
+        # Where compiled calls must end, besides validations and checkpoints (the lookahead's steps).
+        self.step_multiples = tuple(m for c in self.callbacks.callbacks if (m := getattr(c, "step_multiple", 0)))
         try:
             self._start()
             with self._sigint_to_flag():
@@ -478,12 +480,16 @@ class Trainer:
             self.say(f"resuming {self.path}: no checkpoint yet, starting from step 0")
             return
         pointer, arrays = ckpt.load_state_arrays(self.path, "latest")
+        arrays, callback_arrays = ckpt.split_arrays(arrays)
         try:
             self.engine.set_state(arrays)
         except ValueError as exc:
             raise RunError(f"{self.path}: checkpoint does not match the model ({exc})") from None
         self.state = LoopState.from_pointer(pointer)
         self.state.total_steps = self.total_steps
+        for callback in self.callbacks.callbacks:
+            if hasattr(callback, "restore_arrays"):
+                callback.restore_arrays(self, callback_arrays)
         self.state.status = "running"
         self.say(
             f"resuming {self.path} at epoch {self.state.epoch + 1}, batch {self.state.batch}, "
@@ -543,10 +549,11 @@ class Trainer:
             self._end_epoch()
 
     def _chunk_size(self, todo) -> int:
-        """Steps for the next compiled call: up to the next validation or checkpoint, same-sized batches."""
+        """Steps for the next compiled call: up to the next validation, checkpoint or multiple a
+        callback asks for (``Callback.step_multiple``), same-sized batches."""
         config, step = self.config, self.state.step
         size = config.steps_per_execution or self._auto_steps
-        for every in (config.validate_every, config.checkpoint_every):
+        for every in (config.validate_every, config.checkpoint_every, *self.step_multiples):
             if every:
                 size = min(size, every - step % every)
         size = min(size, len(todo))

@@ -98,8 +98,8 @@ def lr_find(
         raise ConfigError(f"--start-lr / --end-lr: expected 0 < start < end, got {start_lr} and {end_lr}")
     if num_steps < 3:
         raise ConfigError(f"--steps: the range test needs at least 3 steps, got {num_steps}")
-    for name in ("ema", "unfreeze_at"):
-        if options.get(name):
+    for name in ("ema", "unfreeze_at", "lookahead", "whiten_bias_epochs"):
+        if options.get(name) not in (None, 0, "", "off"):
             raise ConfigError(f"--{name.replace('_', '-')}: has no meaning for lr-find")
     options.update(steps=num_steps, lr=start_lr, schedule="constant", warmup_steps=0)
     preloaded = None
