@@ -67,7 +67,7 @@ def load_folder(
 
     ``list_files`` adds ``meta["files"]``: {split: the file name of each image, in split order}.
     ``stream=True`` decodes nothing: each split's images are a
-    :class:`cnnlab.data.streaming.FileImages` over the same files in the same order (a folder on
+    :class:`cnnlab.data.files.FileImages` over the same files in the same order (a folder on
     disk only, not an archive; no ``skip_bad``, since a bad file is only found when decoded).
     """
     options = {
@@ -200,7 +200,7 @@ def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, re
 
 def _stream_folder(path: Path, splits: tuple, image_size, channels, skip_bad, resize) -> dict:
     """{split: (Split of FileImages, folder class names, meta)}: what _decode_folder returns, undecoded."""
-    from cnnlab.data.streaming import FileImages
+    from cnnlab.data.files import FileImages
 
     if not path.is_dir():
         raise DataError(f"folder:{path}: streaming reads a folder of image files, not an archive; extract it first")

@@ -175,7 +175,7 @@ def stratified_indices(labels: np.ndarray, counts: dict[str, int], seed: int = 0
 def split_checksum(split: Split) -> str:
     """SHA-256 of a split's images and labels (shape, bytes): what a split record is tied to.
 
-    Streamed images (:class:`cnnlab.data.streaming.FileImages`) count by their files' paths, sizes
+    Streamed images (:class:`cnnlab.data.files.FileImages`) count by their files' paths, sizes
     and modification times instead of their pixels."""
     import hashlib
 

@@ -15,7 +15,7 @@ from cnnlab.errors import DataError
 class Split:
     """Images ``x`` (uint8, NHWC) and integer labels ``y`` (int64), one per image.
 
-    ``x`` is a NumPy array, or for a streamed folder a :class:`cnnlab.data.streaming.FileImages`
+    ``x`` is a NumPy array, or for a streamed folder a :class:`cnnlab.data.files.FileImages`
     that decodes the rows it is indexed with.
     """
 

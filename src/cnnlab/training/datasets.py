@@ -10,7 +10,7 @@ drawing again, and refuse data whose training images changed. The sample caps
 (``--max-train-samples``, ``--max-eval-samples``) come last, as fixed subsets.
 
 Streaming (``--stream``): a ``folder:`` on disk can stay on disk, its splits'
-images a :class:`cnnlab.data.streaming.FileImages` decoded per batch. :func:`resolve_stream`
+images a :class:`cnnlab.data.files.FileImages` decoded per batch. :func:`resolve_stream`
 decides ``auto`` (the one place it is decided); the run records the answer in config.json.
 """
 
