@@ -15,6 +15,11 @@ delivered in order. Files are decoded by :func:`cnnlab.data.images.decode`, the 
 the in-memory ``folder:`` loader and ``Preprocessing.load_images``, so the pixels are identical
 (a large JPEG is decoded at a reduced scale by libjpeg first, which is most of the speed).
 
+``cnnlab train --stream`` uses the same parts: each split's images are a
+:class:`cnnlab.data.files.FileImages` (file names, decoded when indexed), and the training loop
+makes its batches ahead with :func:`prefetched`, so the batch order and augmentation seeds are the
+loop's own.
+
 Why threads and Pillow rather than tf.data: ``benchmarks/streaming.py`` measures both on the
 same files (docs/your-own-images.md has the figures); a thread pool keeps the pipeline the same
 for the three Keras backends (tf.data needs TensorFlow installed and running even when training
