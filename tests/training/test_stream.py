@@ -184,3 +184,26 @@ def test_auto_chooses_from_the_folder_and_off_for_other_datasets(jpegs, monkeypa
     assert datasets.stream_choice(TrainConfig(model="softmax", dataset="digits", stream="auto"))[0] == "off"
     # A run recorded before --stream existed trained in memory: its split record keeps it there.
     assert datasets.stream_choice(config, record={"version": 1})[0] == "off"
+
+
+def test_the_streamed_sample_is_bounded_in_images_and_bytes():
+    from cnnlab.training.datasets import sample_rows
+
+    images = _Shape
+
+    assert len(sample_rows(images(50_000, 32))) == 10_000
+    assert len(sample_rows(images(50_000, 128))) == 5_461
+    assert len(sample_rows(images(50_000, 224))) == 1_783
+    assert sample_rows(images(300, 224)).tolist() == list(range(300))
+    rows = sample_rows(images(50_000, 224))
+    assert rows.tolist() == sorted(set(rows.tolist())) and rows.tolist() == sample_rows(images(50_000, 224)).tolist()
+
+
+class _Shape:
+    """Stands for streamed images: only the length and shape matter to the sample."""
+
+    def __init__(self, n, side):
+        self.shape = (n, side, side, 3)
+
+    def __len__(self):
+        return self.shape[0]

@@ -33,7 +33,7 @@ from cnnlab.io import atomic_write_json
 from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
-from cnnlab.training.datasets import FIT_SAMPLE, SPLIT_FILE, fit_sample, load_run_data
+from cnnlab.training.datasets import SPLIT_FILE, fit_sample, load_run_data
 from cnnlab.training.run import (
     CONFIG,
     LOG,
@@ -370,10 +370,10 @@ class Trainer:
                 pad=config.pad,
                 normalize=config.normalize,
                 resize=config.resize,
-            ).fit(fit_sample(self.data.train.x))
-            if self.streaming and len(self.data.train) > FIT_SAMPLE:
+            ).fit(fit_sample(self.data.train.x, statistics=self._fits_statistics()))
+            if self.streaming and self._fits_statistics() and self._sample_size() < len(self.data.train):
                 self.notes.append(
-                    f"streaming: preprocessing statistics from a fixed sample of {FIT_SAMPLE} of the "
+                    f"streaming: preprocessing statistics from a fixed sample of {self._sample_size()} of the "
                     f"{len(self.data.train)} training images"
                 )
         n = len(self.data.train)
@@ -394,7 +394,9 @@ class Trainer:
                 self.engine = make_engine(
                     config, self.preprocessing.output_shape, self.data.num_classes, self.total_steps
                 )
-        if self.resume_from is None:  # a resumed run's checkpoint holds what this computed
+        # A resumed run's checkpoint holds what this computed; most networks have nothing to adapt,
+        # and then 5,000 images are not decoded (streaming) nor held as float32.
+        if self.resume_from is None and self.engine.adapts():
             self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
         self.class_weights = class_weights(config.class_weight, self.data.train.y, self.data.num_classes)
         if self.class_weights is not None:
@@ -419,13 +421,16 @@ class Trainer:
 
         data = self.data
         if self.streaming:  # each split's labels, and the pixels of a fixed sample (decoding all would cost an epoch)
-            data = _sampled(data, FIT_SAMPLE)
+            data = _sampled(data)
             sampled = [
                 f"{len(getattr(data, s))} of {len(getattr(self.data, s))} {s}"
                 for s in ("train", "val", "test")
                 if getattr(data, s) is not None
             ]
-            self.notes.append(f"streaming: the data check looked at a sample ({', '.join(sampled)} images)")
+            if any(
+                len(getattr(data, s)) < len(getattr(self.data, s)) for s in ("train", "val", "test") if getattr(data, s)
+            ):
+                self.notes.append(f"streaming: the data check looked at a sample ({', '.join(sampled)} images)")
         report = inspect_dataset(data)
         if self.config.strict:
             report.raise_if_warnings("--strict")
@@ -501,6 +506,15 @@ class Trainer:
 
             save_split_record(self.split_record, self.path / SPLIT_FILE)
 
+    def _sample_size(self) -> int:
+        """Streamed training images that the statistics and the data check decode."""
+        from cnnlab.training.datasets import sample_rows
+
+        return len(sample_rows(self.data.train.x))
+
+    def _fits_statistics(self) -> bool:
+        return self.config.normalize in ("standardize", "center")
+
     def _stream_record(self) -> dict:
         """How the run read its images (config.json): ``train.stream`` holds the choice itself."""
         if not self.streaming:
@@ -509,8 +523,8 @@ class Trainer:
             "streamed": True,
             "workers": self.stream_workers,
             "prefetch_batches": self.stream_prefetch,
-            "fit_sample": min(FIT_SAMPLE, len(self.data.train)),
-            "checked_sample": min(FIT_SAMPLE, len(self.data.train)) if self.config.inspect else 0,
+            "fit_sample": self._sample_size() if self._fits_statistics() else 0,
+            "checked_sample": self._sample_size() if self.config.inspect and not self.resumed else 0,
         }
 
     def _restore(self) -> None:
@@ -750,20 +764,19 @@ class Trainer:
         return metrics
 
 
-def _sampled(data, limit: int):
-    """``data`` with each split cut to a fixed sample of at most ``limit`` images, decoded (file names following)."""
+def _sampled(data):
+    """``data`` with each split cut to its fixed sample (:func:`sample_rows`), decoded (file names following)."""
     from dataclasses import replace
 
     from cnnlab.data.types import Split
+    from cnnlab.training.datasets import sample_rows
 
     parts, files = {}, dict(data.meta.get("files") or {})
     for name in ("train", "val", "test"):
         split = getattr(data, name)
         if split is None:
             continue
-        index = np.arange(len(split))
-        if len(split) > limit:
-            index = np.sort(np.random.default_rng(0).permutation(len(split))[:limit])
+        index = sample_rows(split.x)
         parts[name] = Split(split.x[index], split.y[index])
         if isinstance(files.get(name), list):
             files[name] = [files[name][i] for i in index]

@@ -113,7 +113,7 @@ def lr_find(
     train = data.train
     preprocessing = Preprocessing(
         image_size=data.input_shape[:2], channels=data.input_shape[2], pad=config.pad, normalize=config.normalize
-    ).fit(fit_sample(train.x))
+    ).fit(fit_sample(train.x, statistics=config.normalize in ("standardize", "center")))
     augmentation = Augmentation.from_dict(config.augmentation)
     with quiet_native_stderr():
         engine = make_engine(config, preprocessing.output_shape, data.num_classes, num_steps)
