@@ -207,3 +207,14 @@ class _Shape:
 
     def __len__(self):
         return self.shape[0]
+
+
+def test_a_file_that_does_not_decode_stops_a_streamed_run_with_a_line_naming_it(jpegs, tmp_path):
+    """Streaming finds a bad file when its batch is decoded (here at the data check's sample)."""
+    bad = jpegs / "class1" / "007.jpg"
+    bad.write_bytes(b"not an image" * 20)
+    proc = run_cli(
+        "train", "--model", "softmax", "--dataset", f"folder:{jpegs}", "--stream", "on", "--image-size", "16",
+        "--steps", "2", "--runs-dir", tmp_path / "runs", "--name", "bad",
+    )  # fmt: skip
+    assert_clean_error(proc, str(bad), "cannot read image")
