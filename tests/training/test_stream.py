@@ -182,7 +182,11 @@ def test_auto_chooses_from_the_folder_and_off_for_other_datasets(jpegs, monkeypa
     choice, why = datasets.stream_choice(config)
     assert choice == "on" and "--stream auto: 72 images at 16x16" in why
     assert datasets.stream_choice(TrainConfig(model="softmax", dataset="digits", stream="auto"))[0] == "off"
-    # A run recorded before --stream existed trained in memory: its split record keeps it there.
+    # A run recorded before --stream existed trained in memory: its config.json reads as off, and
+    # a split record keeps an unresolved auto there too.
+    recorded = config.to_dict()
+    del recorded["stream"]
+    assert TrainConfig.from_dict(recorded).stream == "off"
     assert datasets.stream_choice(config, record={"version": 1})[0] == "off"
 
 
