@@ -17,3 +17,4 @@ SCHEDULES = ("constant", "step", "cosine", "one-cycle")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 AUGMENTATION_KEYS = ("shift", "zoom", "rotation", "flip", "crop_padding", "fill")
 RESIZE_POLICIES = ("squash", "center-crop", "pad")  # how images are brought to --image-size
+STREAM_CHOICES = ("auto", "on", "off")  # --stream: decode a folder's images per batch instead of all up front

@@ -96,3 +96,38 @@ def test_bad_files_named_or_skipped_and_counted(photos):
     assert total == 30 and stream.skipped == 1 and stream.skipped_files[0].endswith("cut.jpg")
     with pytest.raises(DataError, match="not an archive"):
         list_image_files(photos / "dog" / "cut.jpg")
+
+
+def test_a_streamed_folder_has_the_splits_and_pixels_of_the_loaded_one_and_decodes_only_what_is_indexed(
+    photos, monkeypatch
+):
+    from cnnlab.data import files as files_module
+    from cnnlab.data import load_dataset
+    from cnnlab.data.files import FileImages
+    from cnnlab.data.splits import split_checksum
+
+    options = dict(image_size=(20, 24), resize="pad", val_split=0.2)
+    loaded = load_dataset(f"folder:{photos}", **options)
+    streamed = load_dataset(f"folder:{photos}", stream=True, **options)
+    assert isinstance(streamed.train.x, FileImages) and streamed.train.streamed and not loaded.train.streamed
+    assert streamed.input_shape == loaded.input_shape == (20, 24, 3)
+    decoded = []
+    real_decode = files_module.decode
+    monkeypatch.setattr(
+        files_module, "decode", lambda source, *a, **k: decoded.append(source) or real_decode(source, *a, **k)
+    )
+    for name in ("train", "val"):
+        a, b = getattr(streamed, name), getattr(loaded, name)
+        np.testing.assert_array_equal(a.y, b.y)
+        np.testing.assert_array_equal(a.x[:], b.x)
+    assert len(decoded) == 30
+    decoded.clear()
+    part = streamed.train.take(np.array([5, 1, 7]))  # a subset decodes nothing ...
+    assert decoded == [] and len(part) == 3
+    np.testing.assert_array_equal(part.x[[2, 0]], loaded.train.x[[7, 5]])  # ... indexing decodes those rows
+    np.testing.assert_array_equal(part.x[1], loaded.train.x[1])
+    assert len(decoded) == 3
+    decoded.clear()
+    assert split_checksum(streamed.train) == split_checksum(streamed.train) and decoded == []  # files, not pixels
+    with pytest.raises(DataError, match="skip_bad"):
+        load_dataset(f"folder:{photos}", stream=True, skip_bad=True)

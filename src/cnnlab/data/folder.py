@@ -61,10 +61,14 @@ def load_folder(
     cache: bool = True,
     resize: str = "squash",
     list_files: bool = False,
+    stream: bool = False,
 ):
     """(train, test or None, class_names, meta) of a class-folder image set.
 
     ``list_files`` adds ``meta["files"]``: {split: the file name of each image, in split order}.
+    ``stream=True`` decodes nothing: each split's images are a
+    :class:`cnnlab.data.files.FileImages` over the same files in the same order (a folder on
+    disk only, not an archive; no ``skip_bad``, since a bad file is only found when decoded).
     """
     options = {
         "image_size": _size_option(image_size),
@@ -72,6 +76,8 @@ def load_folder(
         "skip_bad": bool(skip_bad),
         "resize": check_resize(resize),
     }
+    if stream:
+        return _assemble(path, _stream_folder(path, splits, **options), class_names, list_files)
     fingerprint = _source_fingerprint(path) if cache else None
     loaded = {s: _read_cache(_cache_path(fingerprint, s, options)) for s in splits} if cache else {}
     loaded = {s: part for s, part in loaded.items() if part is not None}
@@ -103,6 +109,10 @@ def _assemble(path: Path, loaded: dict, class_names, list_files: bool = False):
     for key in ("resized", "converted", "source_sizes", "source_modes"):
         meta[key] = _merge_counts([m.get(key, 0) for m in metas])
     meta["notes"] = metas[0].get("notes", [])
+    if metas[0].get("streamed"):  # nothing decoded yet: no counts of sizes and modes
+        meta["streamed"] = True
+        for key in ("resized", "converted", "source_sizes", "source_modes"):
+            del meta[key]
     if list_files:
         meta["files"] = {s: [part[2]["files"][i] for i in orders[s]] for s, part in loaded.items()}
     caches = [m["cache"] for m in metas if "cache" in m]
@@ -185,6 +195,51 @@ def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, re
             "files": kept,
         }
         result[split] = (Split(x, np.array(labels, np.int64)), classes, meta)
+    return result
+
+
+def _stream_folder(path: Path, splits: tuple, image_size, channels, skip_bad, resize) -> dict:
+    """{split: (Split of FileImages, folder class names, meta)}: what _decode_folder returns, undecoded."""
+    from cnnlab.data.files import FileImages
+
+    if not path.is_dir():
+        raise DataError(f"folder:{path}: streaming reads a folder of image files, not an archive; extract it first")
+    if skip_bad:
+        raise DataError(
+            f"folder:{path}: skip_bad needs the images decoded up front; it does not combine with streaming"
+        )
+    names, read = _file_source(path)
+    layout = plan(path, names)
+    if layout["layout"] == FLAT_LAYOUT:
+        if "train" not in splits:
+            raise DataError(f"folder:{path}: has no test/ folder (only class folders); load the train split")
+        splits = ("train",)
+    notes = []
+    if image_size is None:
+        image_size, note = default_image_size(path, sorted(layout["files"]), read)
+        notes += [note] if note else []
+    if channels is None:
+        first = min(layout["files"])
+        channels = image_channels(open_image(read(first, keep=True), name=f"{path}:{first}"))
+    classes = layout["class_names"]
+    result = {}
+    for split in splits:
+        members = sorted(n for n, (s, _) in layout["files"].items() if s == split)
+        labels = np.array([classes.index(layout["files"][n][1]) for n in members], np.int64)
+        images = FileImages([path / n for n in members], image_size, channels, resize)
+        meta = {
+            "source": str(path),
+            "layout": layout["layout"],
+            "image_size": list(image_size),
+            "channels": int(channels),
+            "ignored_files": layout["ignored"],
+            "skipped_bad": 0,
+            "skipped_examples": [],
+            "notes": notes,
+            "files": members,
+            "streamed": True,
+        }
+        result[split] = (Split(images, labels), classes, meta)
     return result
 
 

@@ -173,13 +173,19 @@ def stratified_indices(labels: np.ndarray, counts: dict[str, int], seed: int = 0
 
 
 def split_checksum(split: Split) -> str:
-    """SHA-256 of a split's images and labels (shape, bytes): what a split record is tied to."""
+    """SHA-256 of a split's images and labels (shape, bytes): what a split record is tied to.
+
+    Streamed images (:class:`cnnlab.data.files.FileImages`) count by their files' paths, sizes
+    and modification times instead of their pixels."""
     import hashlib
 
     digest = hashlib.sha256()
     digest.update(repr((split.x.shape, str(split.x.dtype))).encode())
-    for start in range(0, len(split), 4096):
-        digest.update(np.ascontiguousarray(split.x[start : start + 4096]).tobytes())
+    if hasattr(split.x, "digest"):  # streamed image files: their names, sizes and times, not an epoch of decoding
+        digest.update(split.x.digest())
+    else:
+        for start in range(0, len(split), 4096):
+            digest.update(np.ascontiguousarray(split.x[start : start + 4096]).tobytes())
     digest.update(np.ascontiguousarray(split.y, dtype="<i8").tobytes())
     return digest.hexdigest()
 

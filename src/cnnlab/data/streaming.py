@@ -15,6 +15,11 @@ delivered in order. Files are decoded by :func:`cnnlab.data.images.decode`, the 
 the in-memory ``folder:`` loader and ``Preprocessing.load_images``, so the pixels are identical
 (a large JPEG is decoded at a reduced scale by libjpeg first, which is most of the speed).
 
+``cnnlab train --stream`` uses the same parts: each split's images are a
+:class:`cnnlab.data.files.FileImages` (file names, decoded when indexed), and the training loop
+makes its batches ahead with :func:`prefetched`, so the batch order and augmentation seeds are the
+loop's own.
+
 Why threads and Pillow rather than tf.data: ``benchmarks/streaming.py`` measures both on the
 same files (docs/your-own-images.md has the figures); a thread pool keeps the pipeline the same
 for the three Keras backends (tf.data needs TensorFlow installed and running even when training
@@ -32,17 +37,36 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.files import FileImages, default_workers
 from cnnlab.data.images import check_resize, decode
 from cnnlab.data.splits import batch_indices
 from cnnlab.errors import DataError
 
+__all__ = ["FileImages", "ImageStream", "default_workers", "list_image_files", "prefetched", "stream_batches"]
 
-def default_workers() -> int:
-    """Decoding threads: the CPU cores this process may use (at least 1)."""
+
+def prefetched(function, items, workers: int, depth: int):
+    """``function(item)`` for each of ``items``, in order, computed up to ``depth`` items ahead by
+    ``workers`` threads (bounded memory: ``depth`` results waiting). Closing the generator (or an
+    error) cancels what is queued and waits for the threads."""
+    pending: deque = deque()
+    items = iter(items)
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="cnnlab-stream")
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= depth:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in items:  # top up before handing the result over, so decoding overlaps its use
+                pending.append(pool.submit(function, item))
+                break
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def list_image_files(path: str | os.PathLike, split: str = "train", class_names: Sequence[str] | None = None):

@@ -13,7 +13,16 @@ from cnnlab.errors import DataError
 
 @dataclass(frozen=True)
 class Split:
-    """Images ``x`` (uint8, NHWC) and integer labels ``y`` (int64), one per image."""
+    """Images ``x`` (uint8, NHWC) and integer labels ``y`` (int64), one per image.
+
+    ``x`` is a NumPy array, or for a streamed folder a :class:`cnnlab.data.files.FileImages`
+    that decodes the rows it is indexed with.
+    """
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the images are files decoded on demand rather than an array in memory."""
+        return not isinstance(self.x, np.ndarray)
 
     x: np.ndarray
     y: np.ndarray
@@ -30,8 +39,9 @@ class Split:
         return len(self.x)
 
     def take(self, index: np.ndarray | slice) -> Split:
-        """The images (and labels) at ``index``, as a new split."""
-        return Split(self.x[index], self.y[index])
+        """The images (and labels) at ``index``, as a new split (streamed images stay undecoded)."""
+        subset = getattr(self.x, "subset", None)
+        return Split(subset(index) if subset else self.x[index], self.y[index])
 
     @classmethod
     def empty(cls, image_shape: tuple[int, int, int]) -> Split:

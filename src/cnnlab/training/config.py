@@ -35,6 +35,7 @@ from cnnlab.constants import (
     PRECISIONS,
     RESIZE_POLICIES,
     SCHEDULES,
+    STREAM_CHOICES,
     TTA_MODES,
 )
 from cnnlab.errors import ConfigError
@@ -444,6 +445,16 @@ class TrainConfig:
         legacy=False,
         help="Skip image files that cannot be decoded (counted) instead of stopping.",
     )
+    stream: str = option(
+        "auto",
+        _choice(STREAM_CHOICES),
+        metavar="WHEN",
+        panel="data",
+        legacy="off",
+        help="Decode a folder's images per batch in worker threads (prefetched, same batches and "
+        "numbers as in memory) instead of loading them all: on, off, or auto (stream when the "
+        "decoded images would exceed a quarter of the available memory). The run records the answer.",
+    )
     inspect: bool = option(
         True,
         _boolean,
@@ -790,6 +801,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         )
     if config.distributed and config.level != "keras":
         raise ConfigError(f"--distributed: data parallel training needs --level keras, not {config.level}")
+    if config.stream == "on" and not config.dataset.startswith("folder:"):
+        raise ConfigError(
+            f"--stream: on reads a folder of images on disk (--dataset folder:PATH); {config.dataset} is not one"
+        )
     if config.nesterov and config.optimizer != "sgd":
         raise ConfigError(f"--nesterov: only applies to --optimizer sgd, not {config.optimizer}")
     if config.level == "scratch":

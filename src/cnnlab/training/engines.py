@@ -64,6 +64,10 @@ class Engine:
     def adapt(self, images: np.ndarray) -> None:
         """Data-dependent initialisation before the first step (preprocessed training images)."""
 
+    def adapts(self) -> bool:
+        """Whether :meth:`adapt` does anything (else the caller need not prepare the images)."""
+        return False
+
     def get_state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -303,6 +307,11 @@ class KerasEngine(Engine):
             out = self._steps_functions[parts, weighted](xs, self._labels(ys))
         # One host synchronisation per call (the metrics), instead of one per step.
         return float(out["loss"]), float(out["accuracy"])
+
+    def adapts(self) -> bool:
+        from cnnlab.models.layers import walk_layers
+
+        return any(callable(getattr(layer, "adapt", None)) for layer in walk_layers(self.model))
 
     def adapt(self, images):
         """Let every layer that initialises itself from data (``adapt``: airbench's patch

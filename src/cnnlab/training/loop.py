@@ -33,7 +33,7 @@ from cnnlab.io import atomic_write_json
 from cnnlab.training import checkpoints as ckpt
 from cnnlab.training.callbacks import CallbackList, default_callbacks
 from cnnlab.training.config import TrainConfig, apply_options, flag, resolve_config, validate
-from cnnlab.training.datasets import SPLIT_FILE, load_run_data
+from cnnlab.training.datasets import SPLIT_FILE, fit_sample, load_run_data
 from cnnlab.training.run import (
     CONFIG,
     LOG,
@@ -336,16 +336,31 @@ class Trainer:
             raise ConfigError(f"--augment: {exc}") from None
         with quiet_native_stderr():  # on JAX and torch this imports TensorFlow (to seed tf.data), which logs
             keras.utils.set_random_seed(config.seed)  # Python, NumPy and backend seeds: weights, dropout
+        self.notes = []  # lines for the console and the log once it is open
         if self.preloaded is not None:
             self.data, self.split_record = self.preloaded, None
+            config.stream = "off"
         else:
             from cnnlab.data.splits import SourceChanged
+            from cnnlab.training.datasets import stream_choice
 
             recorded = self.resume_from.split_record() if self.resume_from is not None else None
+            config.stream, why = stream_choice(config, self.data_dir, recorded)  # recorded in config.json
             try:
                 self.data, self.split_record = load_run_data(config, self.data_dir, recorded)
             except SourceChanged:  # the held-out split no longer fits: the data is not the run's
                 raise data_changed(self.resume_from, "(its split.json no longer fits them)") from None
+        self.streaming = self.data.train.streamed
+        if self.streaming:
+            from cnnlab.data.streaming import default_workers
+
+            self.stream_workers = default_workers()
+            self.stream_prefetch = 2 * self.stream_workers
+            self.notes.append(
+                f"streaming: {len(self.data.train)} training images decoded per batch by "
+                f"{self.stream_workers} threads, up to {self.stream_prefetch} batches ahead"
+                + (f" ({why})" if why else "")
+            )
         self.data_checks = self._check_data()
         self.data_fingerprint = check_same_data(self.resume_from, self.data)  # a resume needs the same data
         if self.resume_from is not None:
@@ -357,7 +372,12 @@ class Trainer:
                 pad=config.pad,
                 normalize=config.normalize,
                 resize=config.resize,
-            ).fit(self.data.train.x)
+            ).fit(fit_sample(self.data.train.x, statistics=self._fits_statistics()))
+            if self.streaming and self._fits_statistics() and self._sample_size() < len(self.data.train):
+                self.notes.append(
+                    f"streaming: preprocessing statistics from a fixed sample of {self._sample_size()} of the "
+                    f"{len(self.data.train)} training images"
+                )
         n = len(self.data.train)
         self.batches_per_epoch = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         if self.batches_per_epoch == 0:
@@ -376,9 +396,10 @@ class Trainer:
                 self.engine = make_engine(
                     config, self.preprocessing.output_shape, self.data.num_classes, self.total_steps
                 )
-        if self.resume_from is None:  # a resumed run's checkpoint holds what this computed
+        # A resumed run's checkpoint holds what this computed; most networks have nothing to adapt,
+        # and then 5,000 images are not decoded (streaming) nor held as float32.
+        if self.resume_from is None and self.engine.adapts():
             self.engine.adapt(self.preprocessing(self.data.train.x[:ADAPT_IMAGES]))
-        self.notes = []  # lines for the console and the log once it is open
         self.class_weights = class_weights(config.class_weight, self.data.train.y, self.data.num_classes)
         if self.class_weights is not None:
             self.engine.set_class_weights(self.class_weights)
@@ -400,7 +421,19 @@ class Trainer:
             return []
         from cnnlab.data.inspect import inspect_dataset
 
-        report = inspect_dataset(self.data)
+        data = self.data
+        if self.streaming:  # each split's labels, and the pixels of a fixed sample (decoding all would cost an epoch)
+            data = _sampled(data)
+            sampled = [
+                f"{len(getattr(data, s))} of {len(getattr(self.data, s))} {s}"
+                for s in ("train", "val", "test")
+                if getattr(data, s) is not None
+            ]
+            if any(
+                len(getattr(data, s)) < len(getattr(self.data, s)) for s in ("train", "val", "test") if getattr(data, s)
+            ):
+                self.notes.append(f"streaming: the data check looked at a sample ({', '.join(sampled)} images)")
+        report = inspect_dataset(data)
         if self.config.strict:
             report.raise_if_warnings("--strict")
         return list(report.warnings)
@@ -465,6 +498,7 @@ class Trainer:
             "params": self.engine.param_count(),
             "data_fingerprint": self.data_fingerprint,
             "data_checks": self.data_checks,
+            "stream": self._stream_record(),
             "versions": describe(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -473,6 +507,27 @@ class Trainer:
             from cnnlab.data.splits import save_split_record
 
             save_split_record(self.split_record, self.path / SPLIT_FILE)
+
+    def _sample_size(self) -> int:
+        """Streamed training images that the statistics and the data check decode."""
+        from cnnlab.training.datasets import sample_rows
+
+        return len(sample_rows(self.data.train.x))
+
+    def _fits_statistics(self) -> bool:
+        return self.config.normalize in ("standardize", "center")
+
+    def _stream_record(self) -> dict:
+        """How the run read its images (config.json): ``train.stream`` holds the choice itself."""
+        if not self.streaming:
+            return {"streamed": False}
+        return {
+            "streamed": True,
+            "workers": self.stream_workers,
+            "prefetch_batches": self.stream_prefetch,
+            "fit_sample": self._sample_size() if self._fits_statistics() else 0,
+            "checked_sample": self._sample_size() if self.config.inspect and not self.resumed else 0,
+        }
 
     def _restore(self) -> None:
         pointer = ckpt.read_pointer(self.path, "latest")
@@ -540,13 +595,39 @@ class Trainer:
                 )
             # The batches still to do in this epoch (after a resume: from the checkpoint's batch).
             todo = list(enumerate(epoch_batches))[state.batch :][: max(self.total_steps - state.step, 0)]
-            while todo:
-                size = self._chunk_size(todo)
-                chunk, todo = todo[:size], todo[size:]
-                self._train_chunk(chunk)
-                if self.world.any(self._stop_requested):  # every process stops at the same step
-                    self._interrupt()
+            feed = self._feed(todo, state.epoch)
+            try:
+                while todo:
+                    size = self._chunk_size(todo)
+                    chunk, todo = todo[:size], todo[size:]
+                    self._train_chunk(chunk, feed)
+                    if self.world.any(self._stop_requested):  # every process stops at the same step
+                        self._interrupt()
+            finally:
+                feed.close()  # streaming: stop the decoding threads (an interrupt, an error)
             self._end_epoch()
+
+    def _feed(self, todo, epoch: int):
+        """The batches of ``todo`` ready for the engine, in order: made here one by one, or when
+        streaming made ahead (decoded, augmented, preprocessed) by the decoding threads."""
+        if not self.streaming:
+            return (self._batch(index, rows, epoch) for index, rows in todo)
+        from cnnlab.data.streaming import prefetched
+
+        return prefetched(
+            lambda item: self._batch(*item, epoch, pool=False), todo, self.stream_workers, self.stream_prefetch
+        )
+
+    def _batch(self, index: int, rows, epoch: int, pool: bool = True):
+        """Batch ``index`` of ``epoch``: this process's block of ``rows``, augmented with the generator
+        seeded by (seed, epoch, index) and preprocessed; and its labels. The same in any thread."""
+        config, train = self.config, self.data.train
+        rows = self.world.shard(rows)
+        x_uint8 = train.x[rows] if pool or not self.streaming else train.x.decode_rows(rows, pool=False)
+        if self.augmentation.enabled:
+            rng = np.random.default_rng(self.world.seed(config.seed, epoch, index))
+            x_uint8 = self.augmentation(x_uint8, rng, epoch=epoch, indices=rows, seed=config.seed)
+        return self.preprocessing(x_uint8), train.y[rows]
 
     def _chunk_size(self, todo) -> int:
         """Steps for the next compiled call: up to the next validation, checkpoint or multiple a
@@ -565,19 +646,12 @@ class Trainer:
 
     _auto_steps = 4  # steps_per_execution = 0: start small, then see steps_per_call()
 
-    def _train_chunk(self, chunk) -> None:
-        config, state, train = self.config, self.state, self.data.train
+    def _train_chunk(self, chunk, feed) -> None:
+        config, state = self.config, self.state
         images = sum(len(rows) for _, rows in chunk)  # the global batches' images (all processes together)
-        chunk = [(index, self.world.shard(rows)) for index, rows in chunk]  # this process's block of each
-        batches = []
-        for index, rows in chunk:
-            x_uint8 = train.x[rows]
-            if self.augmentation.enabled:
-                rng = np.random.default_rng(self.world.seed(config.seed, state.epoch, index))
-                x_uint8 = self.augmentation(x_uint8, rng, epoch=state.epoch, indices=rows, seed=config.seed)
-            batches.append(self.preprocessing(x_uint8))
+        batches = [next(feed) for _ in chunk]  # this process's block of each, ready
         started = time.perf_counter()
-        loss, accuracy = self.engine.train_steps(np.stack(batches), np.stack([train.y[rows] for _, rows in chunk]))
+        loss, accuracy = self.engine.train_steps(np.stack([x for x, _ in batches]), np.stack([y for _, y in batches]))
         # The first call also builds the graph. Data parallel: every process must take the same chunks
         # (collectives pair up in order), so the size is not timed there.
         if not config.steps_per_execution and state.step > 0 and not self.world.parallel:
@@ -695,6 +769,25 @@ class Trainer:
             seed=self.config.seed,
         )
         return metrics
+
+
+def _sampled(data):
+    """``data`` with each split cut to its fixed sample (:func:`sample_rows`), decoded (file names following)."""
+    from dataclasses import replace
+
+    from cnnlab.data.types import Split
+    from cnnlab.training.datasets import sample_rows
+
+    parts, files = {}, dict(data.meta.get("files") or {})
+    for name in ("train", "val", "test"):
+        split = getattr(data, name)
+        if split is None:
+            continue
+        index = sample_rows(split.x)
+        parts[name] = Split(split.x[index], split.y[index])
+        if isinstance(files.get(name), list):
+            files[name] = [files[name][i] for i in index]
+    return replace(data, **parts, meta={**data.meta, "files": files})
 
 
 def _size(split) -> int | None:

@@ -89,7 +89,7 @@ def lr_find(
     from cnnlab.data.splits import batch_indices
     from cnnlab.io import atomic_path, atomic_write_json
     from cnnlab.training.config import resolve_config
-    from cnnlab.training.datasets import load_run_dataset
+    from cnnlab.training.datasets import fit_sample, load_run_dataset
     from cnnlab.training.engines import make_engine
     from cnnlab.training.loop import start_runtime
     from cnnlab.training.sampling import balanced_batch_indices, class_weights
@@ -113,7 +113,7 @@ def lr_find(
     train = data.train
     preprocessing = Preprocessing(
         image_size=data.input_shape[:2], channels=data.input_shape[2], pad=config.pad, normalize=config.normalize
-    ).fit(train.x)
+    ).fit(fit_sample(train.x, statistics=config.normalize in ("standardize", "center")))
     augmentation = Augmentation.from_dict(config.augmentation)
     with quiet_native_stderr():
         engine = make_engine(config, preprocessing.output_shape, data.num_classes, num_steps)

@@ -247,7 +247,10 @@ def data_fingerprint(dataset) -> str:
         if split is None:
             digest.update(f"{name}:none;".encode())
             continue
-        for array in (split.x, split.y):
+        if hasattr(split.x, "digest"):  # streamed image files: named by path, size and time, not decoded
+            digest.update(f"{name}:files:{split.x.shape};".encode())
+            digest.update(split.x.digest())
+        for array in (split.x, split.y) if not hasattr(split.x, "digest") else (split.y,):
             array = np.ascontiguousarray(array)
             digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
             digest.update(memoryview(array).cast("B"))
