@@ -156,6 +156,10 @@ def relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(diff / norm) if norm > 0 else float(diff)
 
 
+def _norm(arrays: list[np.ndarray]) -> float:
+    return float(np.sqrt(sum(float(np.sum(np.float64(a) ** 2)) for a in arrays)))
+
+
 def compare_levels(
     name: str,
     images,
@@ -176,7 +180,11 @@ def compare_levels(
     Returns a dict: ``logits_max_abs_diff`` (per twin, against Keras), ``losses`` (per level,
     one per step), ``loss_max_abs_diff``, ``weights_rel_diff`` (final weights, against Keras:
     ``||w - w_keras|| / ||w_keras||``), ``update_rel_diff`` (the same for the change of the
-    weights over the steps, a stricter test).
+    weights over the steps, a stricter test) and ``update_resolution``: the finest
+    ``update_rel_diff`` float32 can show, ``steps x eps32 x ||w_keras|| / ||update_keras||``. Each
+    step rounds every weight to float32 (a relative error of eps32 = 2**-23), so two levels that
+    compute the same step can drift apart by about that much per step; when the weights barely move
+    (a network whose loss is flat over the steps), this floor is above 1e-3.
     """
     images = np.asarray(images, dtype="float32")
     labels = np.asarray(labels).astype("int64")
@@ -223,6 +231,10 @@ def compare_levels(
             level: relative_difference([w - w0 for w, w0 in zip(final[level], initial)], keras_update)
             for level in twins
         },
+        "update_resolution": steps
+        * float(np.finfo(np.float32).eps)
+        * _norm(final["keras"])
+        / max(_norm(keras_update), 1e-30),
     }
 
 

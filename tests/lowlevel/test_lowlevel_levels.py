@@ -44,8 +44,11 @@ def _check_agreement(report: dict) -> None:
         assert report["logits_max_abs_diff"][level] <= 1e-4, (level, report)
         np.testing.assert_allclose(report["losses"][level], report["losses"]["keras"], rtol=1e-4, atol=1e-5)
         assert report["weights_rel_diff"][level] <= 1e-3, (level, report)
-        # The weights moved, and moved the same way: the stricter comparison of the updates.
-        assert report["update_rel_diff"][level] <= 1e-3, (level, report)
+        # The weights moved, and moved the same way: the stricter comparison of the updates, to 1e-3
+        # or to what float32 can resolve when the updates are tiny beside the weights (cifar_cnn's
+        # loss is flat over these 10 steps: its weights move by ~1e-4 of their norm).
+        assert report["update_resolution"] < 0.05, report  # the comparison still means something
+        assert report["update_rel_diff"][level] <= max(1e-3, report["update_resolution"]), (level, report)
     assert len(report["losses"]["keras"]) == report["steps"] == 10
 
 
