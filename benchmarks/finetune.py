@@ -11,10 +11,11 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    seed **B**, ``--per-class`` (100) training images of each of the other five classes (dog, frog,
    horse, ship, truck), drawn with that seed, with their whole test set (5,000 images);
 2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe, fastnet);
-3. for each seed, trains on B three ways with the same options and the same seed:
+3. for each seed, trains on B four ways with the same options and the same seed:
    ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer,
-   then all of them train) and ``finetune-frozen`` (``--freeze backbone`` until epoch
-   ``--unfreeze-at``, then the backbone trains at a tenth of the rate);
+   then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
+   ``--unfreeze-at``, then the backbone trains at a tenth of the rate) and ``finetune-low-lr``
+   (``--init-from`` with a fifth of the recipe's peak rate);
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
    difference fine-tuning makes, and the host's CPU steal over the whole benchmark.
 
@@ -46,6 +47,7 @@ ARMS = {
     "scratch": "",
     "finetune": "--init-from {pretrained}",
     "finetune-frozen": "--init-from {pretrained} --freeze backbone --unfreeze-at 6 --backbone-lr-mult 0.1",
+    "finetune-low-lr": "--init-from {pretrained} --lr 0.04",
 }
 
 

@@ -385,12 +385,15 @@ def create_app(run_or_path, options: ServeOptions | None = None, **overrides):
                     service.executor, service.gradcam_png, image, target
                 )
             predictions.append(entry)
-        return {
-            "predictions": predictions,
-            "model": run.config["train"].get("model"),
-            "run": run.name,
-            "seconds": round(time.perf_counter() - started, 6),
-        }
+        # Plain JSON types already: a JSONResponse skips FastAPI's recursive encoder (a share of every request).
+        return JSONResponse(
+            {
+                "predictions": predictions,
+                "model": run.config["train"].get("model"),
+                "run": run.name,
+                "seconds": round(time.perf_counter() - started, 6),
+            }
+        )
 
     return app
 
