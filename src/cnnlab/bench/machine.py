@@ -123,15 +123,28 @@ def machine_info() -> dict:
     }
 
 
-def bf16_matmul_gflops(n: int = 2048, repeats: int = 7) -> float | None:
+def bf16_matmul_gflops(n: int = 2048, repeats: int = 7, budget: float = 5.0) -> float | None:
     """Median GFLOP/s of a bfloat16 ``n x n`` product with PyTorch (oneDNN; AMX where the CPU has it).
 
     Context for mixed-precision figures, which can exceed the float32 rate. ``None`` without PyTorch.
+    On a CPU without bfloat16 units the product is emulated and can be a hundred times slower than
+    float32: a 512 x 512 product is timed first and ``n`` is halved (down to 256) until ``repeats``
+    products fit in ``budget`` seconds, so the measurement never takes minutes.
     """
     try:
         import torch
     except ImportError:
         return None
+
+    def seconds_for(size: int) -> float:
+        a = torch.randn(size, size).to(torch.bfloat16)
+        start = time.perf_counter()
+        torch.mm(a, a)
+        return time.perf_counter() - start
+
+    probe = seconds_for(512)
+    while n > 256 and probe * (n / 512) ** 3 * repeats > budget:
+        n //= 2
     a = torch.randn(n, n).to(torch.bfloat16)
     b = torch.randn(n, n).to(torch.bfloat16)
     torch.mm(a, b)
