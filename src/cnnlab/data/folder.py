@@ -139,8 +139,10 @@ def _merge_counts(values: list):
     return dict(sorted(total.items(), key=lambda item: -item[1]))
 
 
-def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, resize="squash") -> dict:
-    """{split: (Split, folder class names, meta)} for ``splits``, decoded from the source."""
+def _plan_source(path: Path, splits: tuple, image_size, channels):
+    """What both loaders decide before reading pixels: the file reader, the layout, the splits there
+    are, the image size (the announced default when not given) and the colour mode (the first image
+    in path order decides). Returns ``(read, layout, splits, image_size, channels, notes)``."""
     names, read = _file_source(path)
     layout = plan(path, names)
     if layout["layout"] == FLAT_LAYOUT:
@@ -151,9 +153,15 @@ def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, re
     if image_size is None:
         image_size, note = default_image_size(path, sorted(layout["files"]), read)
         notes += [note] if note else []
-    if channels is None:  # the first image in path order decides the colour mode
+    if channels is None:
         first = min(layout["files"])
         channels = image_channels(open_image(read(first, keep=True), name=f"{path}:{first}"))
+    return read, layout, splits, image_size, channels, notes
+
+
+def _decode_folder(path: Path, splits: tuple, image_size, channels, skip_bad, resize="squash") -> dict:
+    """{split: (Split, folder class names, meta)} for ``splits``, decoded from the source."""
+    read, layout, splits, image_size, channels, notes = _plan_source(path, splits, image_size, channels)
     classes = layout["class_names"]
     result = {}
     for split in splits:
@@ -208,19 +216,7 @@ def _stream_folder(path: Path, splits: tuple, image_size, channels, skip_bad, re
         raise DataError(
             f"folder:{path}: skip_bad needs the images decoded up front; it does not combine with streaming"
         )
-    names, read = _file_source(path)
-    layout = plan(path, names)
-    if layout["layout"] == FLAT_LAYOUT:
-        if "train" not in splits:
-            raise DataError(f"folder:{path}: has no test/ folder (only class folders); load the train split")
-        splits = ("train",)
-    notes = []
-    if image_size is None:
-        image_size, note = default_image_size(path, sorted(layout["files"]), read)
-        notes += [note] if note else []
-    if channels is None:
-        first = min(layout["files"])
-        channels = image_channels(open_image(read(first, keep=True), name=f"{path}:{first}"))
+    read, layout, splits, image_size, channels, notes = _plan_source(path, splits, image_size, channels)
     classes = layout["class_names"]
     result = {}
     for split in splits:
