@@ -1,7 +1,7 @@
 """Fine-tuning against training from nothing, on few images of classes the pretrained model never saw.
 
     python benchmarks/finetune.py                      # needs CNNLAB_DATA_DIR with cifar10-jpg/
-    python benchmarks/finetune.py --seeds 0 1 2 --work /tmp/finetune --keep
+    python benchmarks/finetune.py --seeds 0 1 2 --work DIR --keep   # keep the runs, reuse them next time
 
 What it does, with ``cnnlab train`` in a fresh process for every run:
 
