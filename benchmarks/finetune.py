@@ -19,8 +19,9 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
    difference fine-tuning makes, and the host's CPU steal over the whole benchmark.
 
-Both datasets' classes are disjoint, so nothing of B's classes is seen in pretraining; the head
-(five outputs both times) is loaded with the rest and retrained.
+Both datasets' classes are disjoint, so nothing of B's classes is seen in pretraining. The head has
+five outputs both times, but ``--init-from`` leaves it fresh: the pretrained run records that it
+was trained on other classes.
 """
 
 from __future__ import annotations

@@ -527,6 +527,34 @@ def test_init_from_a_run_folder_with_another_class_count(tmp_path):
     assert files(first.path) == before
 
 
+def test_init_from_a_run_on_other_classes_starts_a_fresh_head(tmp_path):
+    """Same class count, other classes: the head is not loaded (it would map one class onto another);
+    the same classes: every layer is loaded, the head included."""
+    from cnnlab.data import Dataset, Split
+    from cnnlab.training import train
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 255, (40, 28, 28, 1), dtype=np.uint8)
+
+    def data(names):
+        return Dataset("arrays", Split(x, rng.integers(0, 3, 40)), None, None, list(names))
+
+    common = dict(pad=2, steps=1, batch_size=20, runs_dir=tmp_path, verbose=False)
+    first = train("lenet5", data("abc"), name="first", **common)
+    head = first.model().layers[-1].get_weights()[0]
+
+    # Another seed, so that a fresh head's initial weights are not the first run's initial weights.
+    other = train("lenet5", data("xyz"), init_from=str(first.path), name="other", seed=1, **common)
+    log = (tmp_path / "other" / "train.log").read_text()
+    assert "loaded 4 of 5 layers" in log and "trained on other classes (a, b, c)" in log
+    same = train("lenet5", data("abc"), init_from=str(first.path), name="same", seed=1, **common)
+    assert "loaded 5 of 5 layers" in (tmp_path / "same" / "train.log").read_text()
+    # One step moves a loaded head a little; a fresh head is somewhere else entirely.
+    moved = np.abs(same.model().layers[-1].get_weights()[0] - head).max()
+    fresh = np.abs(other.model().layers[-1].get_weights()[0] - head).max()
+    assert moved < fresh / 10, (moved, fresh)
+
+
 def test_unfreeze_at_trains_the_frozen_layers_from_that_epoch(tmp_path):
     """--freeze backbone --unfreeze-at 2 in a run: epoch 1 leaves the backbone as it started, epoch 2 trains it."""
     from cnnlab._keras import keras

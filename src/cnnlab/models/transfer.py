@@ -14,7 +14,9 @@ A layer is loaded when the source has a layer of the same name whose weights hav
 shapes; everything else keeps its fresh initialisation and is listed, with the reason. A model
 built for another number of classes therefore gets every layer but its classifier, which is
 how the head is replaced when the class count differs (:func:`replace_head` does the same for a
-model that is already built).
+model that is already built). When the source is a run folder, its classes are known: given the
+new task's ``class_names``, a classifier trained on other classes also starts afresh, even with
+the same count (its rows would map, say, "airplane" onto "dog").
 
 :func:`freeze` marks layers not trainable. In Keras 3 a ``BatchNormalization`` layer that is not
 trainable also runs in inference mode (it normalises with its moving statistics and does not
@@ -27,6 +29,7 @@ learning guide, Chollet, "Transfer learning & fine-tuning"). Compile the model a
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,19 +188,38 @@ def keras_weight_paths(model, prefix: str = "layers") -> dict[int, str]:
     return paths
 
 
-def load_weights_by_name(model, source: str | os.PathLike) -> LoadReport:
+def source_class_names(source) -> list[str] | None:
+    """The class names a run folder was trained on (from its ``config.json``); None for a model
+    file, a weights file or a model in memory, which do not record them."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    config = Path(source) / "config.json"
+    try:
+        names = json.loads(config.read_text()).get("class_names") if config.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return [str(name) for name in names] if isinstance(names, list) else None
+
+
+def load_weights_by_name(model, source: str | os.PathLike, class_names=None) -> LoadReport:
     """Set each layer of ``model`` that has a same-named layer with same-shaped weights in ``source``.
 
     ``source`` is a run folder, a ``.keras`` model or a ``.weights.h5`` / ``.h5`` weights file.
     A Keras 3 ``.weights.h5`` file has no layer names (see :func:`keras_weight_paths`), so its
     layers match by their place among the layers of their class, which is the same thing for
     two models from the same builder. Returns a :class:`LoadReport`; a partial load is normal
-    (the head of a model for another class count is not loaded). No layer in common is a ModelError.
+    (the head of a model for another class count is not loaded). With ``class_names`` (the new
+    task's), the head is not loaded either when ``source`` is a run trained on other classes
+    (:func:`source_class_names`). No layer in common is a ModelError.
     """
     weights = read_layer_weights(source)
     by_path = any(key.startswith(PATH_PREFIX) for key in weights)
     paths = keras_weight_paths(model) if by_path else {}
     report = LoadReport(str(source))
+    source_classes = source_class_names(source) if class_names is not None else None
+    fresh_head = None
+    if source_classes is not None and source_classes != [str(name) for name in class_names]:
+        fresh_head = classifier_layer(model).name
     used = set()
     for layer in weighted_layers(model):
         want = [tuple(w.shape) for w in layer.weights]
@@ -205,6 +227,10 @@ def load_weights_by_name(model, source: str | os.PathLike) -> LoadReport:
         arrays = weights.get(key)
         if arrays is None:
             report.unmatched.append((layer.name, "not in source"))
+            continue
+        if layer.name == fresh_head:
+            shown = ", ".join(source_classes[:3]) + (", ..." if len(source_classes) > 3 else "")
+            report.unmatched.append((layer.name, f"the source was trained on other classes ({shown})"))
             continue
         got = [tuple(a.shape) for a in arrays]
         if got != want:

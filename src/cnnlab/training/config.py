@@ -392,7 +392,8 @@ class TrainConfig:
         panel="model",
         legacy="",
         help="Start from the weights of a run folder, a .keras or a .weights.h5 file, matched "
-        "by layer name and shape (a head of another class count starts afresh).",
+        "by layer name and shape (a head of another class count, or from a run on other "
+        "classes, starts afresh).",
     )
     freeze: str = option(
         "",

@@ -89,8 +89,9 @@ class Engine:
         """Per-class loss weights (``--class-weight``): each image's loss times its class's weight."""
         raise ConfigError(f"--class-weight: not available at level {self.level} (use --level keras)")
 
-    def load_weights(self, source):
-        """``--init-from``: copy weights by layer name and shape; returns the LoadReport."""
+    def load_weights(self, source, class_names=None):
+        """``--init-from``: copy weights by layer name and shape (the head only if ``source`` was
+        trained on ``class_names``, when it says what it was trained on); returns the LoadReport."""
         raise ConfigError(f"--init-from: not available at level {self.level} (use --level keras)")
 
     def unfreeze(self) -> bool:
@@ -224,11 +225,11 @@ class KerasEngine(Engine):
             return True
         return False
 
-    def load_weights(self, source):
+    def load_weights(self, source, class_names=None):
         from cnnlab.models.transfer import load_weights_by_name
 
         try:
-            report = load_weights_by_name(self.model, source)
+            report = load_weights_by_name(self.model, source, class_names)
         except ModelError as exc:
             raise ConfigError(f"--init-from: {exc}") from None
         self._twin_synced_at = -1

@@ -405,7 +405,7 @@ class Trainer:
             self.engine.set_class_weights(self.class_weights)
             self.notes.append("class weights: " + ", ".join(f"{c}={w:.4g}" for c, w in enumerate(self.class_weights)))
         if config.init_from and self.resume_from is None:  # a resumed run's checkpoint holds the weights
-            report = self.engine.load_weights(config.init_from)
+            report = self.engine.load_weights(config.init_from, self.data.class_names)
             self.notes.append(f"--init-from {config.init_from}: {report.summary()}")
         if self.engine.frozen:
             self.notes.append(

@@ -121,7 +121,7 @@ def lr_find(
     if weights is not None:
         engine.set_class_weights(weights)
     if config.init_from:
-        engine.load_weights(config.init_from)
+        engine.load_weights(config.init_from, data.class_names)
 
     def batches():
         epoch = 0
