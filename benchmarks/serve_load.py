@@ -2,11 +2,18 @@
 and a soak with bad requests mixed in.
 
 For each run given (e.g. a LeNet-5 MNIST run and a ResNet-20 CIFAR-10 run), a real server process is
-started on 127.0.0.1 twice, with and without micro-batching; N client threads, each with its own
-keep-alive connection, post one image (multipart) as fast as the server answers for a fixed time.
-Then a soak: the first run, micro-batching on, N clients for 60 s with 10% bad requests (bytes that are
-not an image); it counts the replies by status (5xx must be zero) and compares the server's resident
-memory (RSS) after warm-up and at the end. The host's CPU steal over the whole benchmark is printed.
+started on 127.0.0.1 twice, with and without micro-batching; N clients, each with its own keep-alive
+connection, post one image (multipart) as fast as the server answers for a fixed time. Then a soak:
+the first run, micro-batching on, N clients for 60 s with 10% bad requests (bytes that are not an
+image); it counts the replies by status (5xx must be zero) and compares the server's resident memory
+(RSS) after warm-up and at the end. The host's CPU steal over the whole benchmark is printed.
+
+The clients (``--client``): ``wrk`` (the HTTP load generator written in C, ``apt-get install wrk``;
+the default when it is on the PATH) or ``python`` (N threads of ``http.client`` in this process).
+On a machine with few CPUs the client shares them with the server, and N Python threads under one
+interpreter lock can become the bottleneck themselves: wrk's one event-loop thread costs a fraction
+of that, so the figures measure the server. The soak always uses the Python clients, which count
+every reply by status.
 
     python benchmarks/serve_load.py RUN [RUN...] --clients 32 --seconds 15 --soak 60
 """
@@ -17,9 +24,12 @@ import argparse
 import http.client
 import io
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -150,6 +160,44 @@ def load(port: int, good: bytes, clients: int, seconds: float, bad_fraction: flo
     }
 
 
+def _seconds(text: str) -> float:
+    """A wrk duration ("812.34us", "57.40ms", "1.02s", "2.00m") in seconds."""
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def load_wrk(port: int, good: bytes, clients: int, seconds: float) -> dict:
+    """The same measurement as :func:`load`, with wrk as the client (one thread, ``clients`` connections)."""
+    with tempfile.TemporaryDirectory(prefix="cnnlab-wrk-") as folder:
+        body_file = Path(folder) / "body.bin"
+        body_file.write_bytes(good)
+        script = Path(folder) / "post.lua"
+        script.write_text(
+            f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+            f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n'
+        )
+        command = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "60s"]
+        command += ["-s", str(script), f"http://127.0.0.1:{port}/predict"]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in ([\d.]+\w+)", out).group(1))
+    wall = _seconds(re.search(r"\d+ requests in ([\d.]+\w+)", out).group(1))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)$", out, re.MULTILINE))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = sum(int(v) for v in errors.groups()) if errors else 0
+    non_ok = int(bad.group(1)) if bad else 0
+    statuses = {200: requests - non_ok, **({"non-2xx": non_ok} if non_ok else {}), **({-1: failed} if failed else {})}
+    return {
+        "requests": requests,
+        "ok": requests - non_ok,
+        "seconds": wall,
+        "rps": requests / wall,
+        "p50": _seconds(latency["50"]) * 1000,
+        "p99": _seconds(latency["99"]) * 1000,
+        "statuses": statuses,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders to serve (the first is also soaked)")
@@ -157,7 +205,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each throughput measurement")
     parser.add_argument("--soak", type=float, default=60.0, help="soak duration (0 = no soak)")
     parser.add_argument("--bad-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator of the throughput measurements (auto: wrk when it is on the PATH)",
+    )
     args = parser.parse_args()
+    client = ("wrk" if shutil.which("wrk") else "python") if args.client == "auto" else args.client
+    if client == "wrk" and not shutil.which("wrk"):
+        sys.exit("serve_load: --client wrk: wrk is not on the PATH (apt-get install wrk)")
+    measure = load_wrk if client == "wrk" else load
+    print(f"clients: {args.clients} ({'wrk, one thread' if client == 'wrk' else 'Python threads'})", flush=True)
 
     total0, steal0 = cpu_times()
     rows = []
@@ -166,8 +225,8 @@ def main() -> None:
         for batching in (True, False):
             process, port = start_server(run, batching)
             try:
-                load(port, image, args.clients, 2.0)  # warm-up: connections, first batches
-                result = load(port, image, args.clients, args.seconds)
+                measure(port, image, args.clients, 2.0)  # warm-up: connections, first batches
+                result = measure(port, image, args.clients, args.seconds)
             finally:
                 process.terminate()
                 process.wait()
