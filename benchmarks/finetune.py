@@ -12,8 +12,8 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    horse, ship, truck), drawn with that seed, with their whole test set (5,000 images);
 2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe, fastnet);
 3. for each seed, trains on B four ways with the same options and the same seed:
-   ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer,
-   then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
+   ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer but
+   the head, which was trained on other classes, then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
    ``--unfreeze-at``, then the backbone trains at a tenth of the rate) and ``finetune-low-lr``
    (``--init-from`` with a fifth of the recipe's peak rate);
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
