@@ -1,6 +1,6 @@
 """Where one training step goes: cnnlab's compiled train step, op by op, on the TensorFlow backend.
 
-    PYTHONPATH=src python benchmarks/profile_step.py     # mnist-cnn, fast-cifar10 (fastnet), fast-cifar10-90 (airbench)
+    PYTHONPATH=src python benchmarks/profile_step.py     # mnist-cnn, fast-cifar10, fast-cifar10-90
     PYTHONPATH=src python benchmarks/profile_step.py --recipe fast-cifar10 --calls 2
 
 For each recipe (a separate process each, because TensorFlow's thread layout is fixed once it
@@ -27,7 +27,8 @@ The op shares are busy time summed over TensorFlow's executor threads: with a sp
 halves run at once, so the shares are of the work, and the milliseconds are that share of the
 measured wall time. The convolutions' FLOPs per step (forward, input and filter gradients, from
 the layers' shapes) against their share of the time give their rate, next to the machine's
-float32 matmul rate (:func:`cnnlab.bench.machine.matmul_gflops`). The host's CPU steal and load
+float32 matmul rate (:func:`cnnlab.bench.machine.matmul_gflops`), measured in the same process
+right after the timed calls, so that both see the same load. The host's CPU steal and load
 average over the whole run are printed with the tables: on a busy machine the shares are more
 reliable than the absolute times.
 """
@@ -194,6 +195,8 @@ def profile_recipe(recipe: str, calls: int, profiled: int, batch_size: int = 0) 
     from cnnlab.data.preprocessing import Preprocessing
     from cnnlab.training.engines import make_engine, total_steps
 
+    if config.dataset not in DATASETS:
+        sys.exit(f"profile_step: --recipe {recipe}: dataset {config.dataset} is not one of {', '.join(DATASETS)}")
     shape, classes, train_images = DATASETS[config.dataset]
     batch = config.batch_size
     keras.utils.set_random_seed(config.seed)
@@ -242,14 +245,17 @@ def profile_recipe(recipe: str, calls: int, profiled: int, batch_size: int = 0) 
         host, call = timed_call(k)
         host_times.append(host)
         call_times.append(call)
+    from cnnlab.bench.machine import matmul_gflops
 
-    logdir = tempfile.mkdtemp(prefix="cnnlab-profile-")
+    gflops = matmul_gflops()  # the machine's practical float32 peak, under the load the calls just saw
+
     profiled_batches = [make_batches(k)[:2] for _ in range(profiled)]
-    tf.profiler.experimental.start(logdir)
-    for xs, ys in profiled_batches:
-        engine.train_steps(xs, ys)
-    tf.profiler.experimental.stop()
-    ops = xplane_ops(logdir)
+    with tempfile.TemporaryDirectory(prefix="cnnlab-profile-") as logdir:
+        tf.profiler.experimental.start(logdir)
+        for xs, ys in profiled_batches:
+            engine.train_steps(xs, ys)
+        tf.profiler.experimental.stop()
+        ops = xplane_ops(logdir)
     if os.environ.get("CNNLAB_PROFILE_OPS"):  # every op with its category, for checking the mapping
         with open(os.environ["CNNLAB_PROFILE_OPS"], "w") as fh:
             for node, op_type, ms in ops:
@@ -264,8 +270,6 @@ def profile_recipe(recipe: str, calls: int, profiled: int, batch_size: int = 0) 
         by_type[op_type] = by_type.get(op_type, 0.0) + ms
         if category == "other":
             other[op_type] = other.get(op_type, 0.0) + ms
-    from cnnlab.models.counting import count_flops
-
     return {
         "recipe": recipe,
         "model": config.model,
@@ -283,14 +287,14 @@ def profile_recipe(recipe: str, calls: int, profiled: int, batch_size: int = 0) 
         "top_ops": sorted(by_type.items(), key=lambda kv: -kv[1])[:8],
         "other_ops": sorted(other.items(), key=lambda kv: -kv[1])[:5],
         "conv_flops": conv_flops(engine.model, batch),
-        "forward_flops": count_flops(engine.model) * batch,
+        "matmul_gflops": gflops,
     }
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def table(result: dict, gflops: float | None) -> str:
+def table(result: dict) -> str:
     host, graph = result["host_ms"], result["graph_ms"]
     step = host + graph
     busy = result["busy_ms"]
@@ -326,8 +330,8 @@ def table(result: dict, gflops: float | None) -> str:
     if conv_ms > 0:
         rate = conv_total / conv_ms / 1e6
         line += f" in {conv_ms:.1f} ms: {rate:.1f} GFLOP/s"
-        if gflops:
-            line += f", {rate / gflops:.0%} of the float32 matmul rate"
+        gflops = result["matmul_gflops"]
+        line += f", {rate / gflops:.0%} of the float32 matmul rate ({gflops:.1f} GFLOP/s, NumPy 2048 x 2048)"
     lines.append(line)
     tops = ", ".join(f"{name} {ms_ / result['profiled_wall_steps']:.1f}" for name, ms_ in result["top_ops"])
     lines.append(f"heaviest op types (busy ms per step under the profiler, all threads): {tops}")
@@ -342,7 +346,6 @@ def main(argv=None) -> None:
     parser.add_argument("--calls", type=int, default=3, help="timed compiled calls (default 3)")
     parser.add_argument("--profiled", type=int, default=2, help="compiled calls under the profiler (default 2)")
     parser.add_argument("--batch-size", type=int, default=0, help="instead of the recipe's (a quick look)")
-    parser.add_argument("--no-matmul", action="store_true", help="skip the float32 matmul rate")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one recipe in this process: JSON out
     args = parser.parse_args(argv)
     if args.worker:
@@ -350,10 +353,9 @@ def main(argv=None) -> None:
         print("RESULT " + json.dumps(result))
         return
 
-    from cnnlab.bench.machine import cpu_model, cpu_times, matmul_gflops, steal_fraction
+    from cnnlab.bench.machine import cpu_model, cpu_times, steal_fraction
 
     before, load_before, started = cpu_times(), os.getloadavg(), time.perf_counter()
-    gflops = None if args.no_matmul else matmul_gflops()
     reports = []
     for recipe in args.recipe or DEFAULT_RECIPES:
         command = [sys.executable, __file__, "--worker", recipe, "--calls", str(args.calls)]
@@ -362,13 +364,11 @@ def main(argv=None) -> None:
         found = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode or not found:
             sys.exit(f"profile_step: {recipe} failed:\n{out.stderr[-3000:]}")
-        reports.append(table(json.loads(found[-1][len("RESULT ") :]), gflops))
+        reports.append(table(json.loads(found[-1][len("RESULT ") :])))
     steal = steal_fraction(before, cpu_times())
     load_after = os.getloadavg()
     for report in reports:
         print(report + "\n")
-    if gflops:
-        print(f"float32 matmul (NumPy, 2048 x 2048): {gflops:.1f} GFLOP/s")
     print(
         f"host: {cpu_model()}, {os.cpu_count()} CPUs, CPU steal {'n/a' if steal is None else f'{steal:.1%}'} over the "
         f"{time.perf_counter() - started:.0f} s run, load average {load_before[0]:.2f} at the start, "
