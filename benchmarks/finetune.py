@@ -1,7 +1,7 @@
 """Fine-tuning against training from nothing, on few images of classes the pretrained model never saw.
 
     python benchmarks/finetune.py                      # needs CNNLAB_DATA_DIR with cifar10-jpg/
-    python benchmarks/finetune.py --seeds 0 1 2 --work DIR --keep   # keep the runs, reuse them next time
+    python benchmarks/finetune.py --seeds 0 1 2 --work DIR --keep   # keep the runs; reuse those with the same options
 
 What it does, with ``cnnlab train`` in a fresh process for every run:
 
@@ -27,6 +27,7 @@ was trained on other classes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -50,6 +51,12 @@ ARMS = {
     "finetune-frozen": "--init-from {pretrained} --freeze backbone --unfreeze-at 6 --backbone-lr-mult 0.1",
     "finetune-low-lr": "--init-from {pretrained} --lr 0.04",
 }
+
+
+def tag(*options: str) -> str:
+    """A short name for a set of options: with ``--keep``, a run is reused only by a later benchmark
+    that would have started it with the same options (another ``--pretrain-args`` pretrains anew)."""
+    return hashlib.sha1("\n".join(options).encode()).hexdigest()[:8]
 
 
 def cpu_times() -> tuple[int, int]:
@@ -149,15 +156,18 @@ def main() -> None:
         root = extract(args.data_dir, work)
         runs = work / "runs"
         pretrain_set = make_dataset(root, work / "A", PRETRAIN_CLASSES, None, 0)
-        pretrained = train(pretrain_set, runs, "pretrain", args.pretrain_args, 0)
+        pretrain_name = f"pretrain-{tag(args.pretrain_args)}"
+        pretrained = train(pretrain_set, runs, pretrain_name, args.pretrain_args, 0)
         print(f"pretrained on A ({', '.join(PRETRAIN_CLASSES)}): test accuracy {pretrained['test_accuracy']:.4f}")
         arms = args.arm or list(ARMS)
         results: dict[str, list[float]] = {arm: [] for arm in arms}
         for seed in args.seeds:
-            subset = make_dataset(root, work / f"B-seed{seed}", FINETUNE_CLASSES, args.per_class, seed)
+            subset = make_dataset(root, work / f"B-{args.per_class}-seed{seed}", FINETUNE_CLASSES, args.per_class, seed)
             for arm in arms:
-                extra = ARMS[arm].format(pretrained=runs / "pretrain")
-                result = train(subset, runs, f"{arm}-seed{seed}", f"{args.finetune_args} {extra}", seed)
+                extra = ARMS[arm].format(pretrained=runs / pretrain_name)
+                options = f"{args.finetune_args} {extra}"
+                name = f"{arm}-seed{seed}-{tag(str(args.per_class), options)}"
+                result = train(subset, runs, name, options, seed)
                 results[arm].append(result["test_accuracy"])
                 print(f"  seed {seed} {arm}: test accuracy {result['test_accuracy']:.4f}", flush=True)
     finally:
