@@ -288,15 +288,20 @@ class KerasEngine(Engine):
         return None if self.class_weights is None else self.class_weights[np.asarray(y)]
 
     def train_batch(self, x, y):
-        if self._tensorflow():
+        if self._tensorflow() or (
+            self._keras.backend.backend() == "jax" and self._keras.distribution.distribution() is None
+        ):
             return self.train_steps(x[None], np.asarray(y)[None])
         # JAX and torch: Keras's own per-batch step (its jitted / eager train function).
         out = self.model.train_on_batch(x, self._labels(y), sample_weight=self._sample_weights(y), return_dict=True)
         return float(out["loss"]), float(out["accuracy"])
 
     def train_steps(self, xs, ys):
-        if not self._tensorflow():
-            return super().train_steps(xs, ys)  # batch by batch
+        backend = self._keras.backend.backend()
+        if backend == "jax" and self._keras.distribution.distribution() is None:
+            return self._jax_train_steps(xs, ys)
+        if backend != "tensorflow":
+            return super().train_steps(xs, ys)  # batch by batch (torch; JAX across processes)
         parts = self.split if np.shape(xs)[1] % self.split == 0 else 1  # a short last batch: whole
         weighted = self.class_weights is not None
         if (parts, weighted) not in self._steps_functions:
@@ -308,6 +313,42 @@ class KerasEngine(Engine):
             out = self._steps_functions[parts, weighted](xs, self._labels(ys))
         # One host synchronisation per call (the metrics), instead of one per step.
         return float(out["loss"]), float(out["accuracy"])
+
+    def _jax_train_steps(self, xs, ys):
+        """JAX: Keras's own jitted train step, called once per batch with the state kept as JAX
+        arrays, and written back to the model's variables once per call.
+
+        ``train_on_batch`` gathers every variable into a state, steps, and assigns every variable
+        back, for each batch; for a small network that bookkeeping costs as much as the step. The
+        step function is Keras's (``model.train_function``, traced once per batch shape), so the
+        numbers are the same as batch by batch.
+        """
+        model = self.model
+        labels = self._labels(ys)
+        weights = None if self.class_weights is None else self.class_weights[np.asarray(ys)]
+
+        def batch(k):
+            return (xs[k], labels[k]) if weights is None else (xs[k], labels[k], weights[k])
+
+        model._symbolic_build(data_batch=batch(0))  # once: builds the compiled metrics
+        model.make_train_function()
+        model.reset_metrics()
+        state = model._get_jax_state(
+            trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
+        )
+        model._jax_state_synced = False
+        for k in range(len(xs)):
+            logs, state = model.train_function(state, iter([batch(k)]))
+        trainable, non_trainable, optimizer, metrics = state
+        model._jax_state = {
+            "trainable_variables": trainable,
+            "non_trainable_variables": non_trainable,
+            "optimizer_variables": optimizer,
+            "metrics_variables": metrics,
+        }
+        model.jax_state_sync()
+        # One host synchronisation per call: the metrics, averaged over the call's steps.
+        return float(logs["loss"]), float(logs["accuracy"])
 
     def adapts(self) -> bool:
         from cnnlab.models.layers import walk_layers
