@@ -6,6 +6,7 @@ the harness measures, counts and reports what it says it does.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -89,6 +90,60 @@ def test_plain_torch_contender_reports_throughput_per_segment():
     assert len(result["images_per_s"]) == 2 and all(r > 0 for r in result["images_per_s"])
     assert len(result["images_per_cpu_s"]) == 2
     assert measurement.median_rss_mb() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_plain_jax_contender_trains_lenet5_and_reports_throughput():
+    contender = Contender("plain JAX", module_cmd("plain_jax"))
+    [measurement] = alternate([contender], rounds=1, extra_args=task_args("lenet5", 2, 2, 1))
+    assert measurement.errors == []
+    [result] = measurement.results
+    assert result["contender"] == "plain-jax" and result["backend"].startswith("jax ")
+    assert len(result["images_per_s"]) == 2 and all(r > 0 for r in result["images_per_s"])
+
+
+def test_a_contender_whose_framework_is_missing_is_reported_not_installed_and_not_run():
+    contender = Contender("plain Nothing", python_cmd("-c", "raise SystemExit(3)"), requires="no_such_framework_here")
+    lines: list[str] = []
+    [measurement] = alternate([contender], rounds=2, log=lines.append)
+    assert measurement.runs == [] and measurement.results == []
+    assert measurement.errors == ["not installed (no_such_framework_here)"]
+    assert any("not installed" in line for line in lines)
+
+
+def test_throughput_table_compares_each_backend_with_its_own_framework(monkeypatch):
+    from cnnlab.bench import harness
+    from cnnlab.bench.protocol import Budget
+
+    fake = {"plain Keras (TF)": (None, 100.0), "plain PyTorch": (None, 50.0), "plain JAX": (None, 80.0)}
+    fake |= {"cnnlab torch": ("torch", 40.0), "cnnlab jax": ("jax", 120.0), "cnnlab tensorflow": ("tensorflow", 300.0)}
+
+    def fake_alternate(contenders, rounds, extra_args=(), log=None):
+        out = []
+        for c in contenders:
+            backend, rate = fake[c.label]
+            m = harness.Measurement(c)
+            m.results.append({"backend": backend, "images_per_s": [rate], "images_per_cpu_s": [rate]})
+            out.append(m)
+        return out
+
+    monkeypatch.setattr(harness, "alternate", fake_alternate)
+    contenders = [Contender(label, ("true",)) for label in fake]
+    [table], _ = harness.throughput_section(
+        ["lenet5"], Budget.quick(), float("nan"), {}, contenders_for=lambda model: contenders, log=lambda s: None
+    )
+    column = table.columns.index("vs its own framework")
+    own = {row[0]: row[column] for row in table.rows}
+    assert own == {
+        "plain Keras (TF)": "",
+        "plain PyTorch": "",
+        "plain JAX": "",
+        "cnnlab torch": "0.80x",
+        "cnnlab jax": "1.50x",
+        "cnnlab tensorflow": "3.00x",
+    }
 
 
 def test_parse_result_reads_the_last_result_line():

@@ -33,6 +33,7 @@ NETWORKS = ("lenet5", "mnist_cnn", "vgg_bn")
 SECTIONS = ("throughput", "memory", "startup", "tta", "tuning")
 PLAIN_KERAS = "plain_keras"  # modules of cnnlab.bench.contenders
 PLAIN_TORCH = "plain_torch"
+PLAIN_JAX = "plain_jax"
 
 
 @dataclass
@@ -64,16 +65,30 @@ class Measurement:
         return statistics.median(ok) if ok else None
 
 
+#: Each backend's own framework, used plainly: what cnnlab on that backend is compared with.
+PLAIN_FRAMEWORK = {"tensorflow": "plain Keras (TF)", "torch": "plain PyTorch", "jax": "plain JAX"}
+#: The module each backend needs (a contender without it is reported as not installed).
+BACKEND_MODULE = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
+
+
 def throughput_contenders(model: str, backends: Iterable[str] = ("tensorflow", "jax", "torch")) -> list[Contender]:
-    """Plain Keras, plain PyTorch, cnnlab's default, and cnnlab on each backend, for ``model``."""
+    """Plain Keras, plain PyTorch, plain JAX, cnnlab's default, and cnnlab on each backend, for ``model``."""
     worker = python_cmd("-m", "cnnlab.bench.worker", "--engine", "cnnlab")
     contenders = [
         Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS), key="plain-keras"),
-        Contender("plain PyTorch", module_cmd(PLAIN_TORCH), key="plain-torch"),
+        Contender("plain PyTorch", module_cmd(PLAIN_TORCH), key="plain-torch", requires="torch"),
+        Contender("plain JAX", module_cmd(PLAIN_JAX), key="plain-jax", requires="jax"),
         Contender("cnnlab default", worker, key="cnnlab"),
     ]
     for backend in backends:
-        contenders.append(Contender(f"cnnlab {backend}", worker + ("--backend", backend), key=f"cnnlab-{backend}"))
+        contenders.append(
+            Contender(
+                f"cnnlab {backend}",
+                worker + ("--backend", backend),
+                key=f"cnnlab-{backend}",
+                requires=BACKEND_MODULE[backend],
+            )
+        )
     return contenders
 
 
@@ -112,9 +127,15 @@ def alternate(
 ) -> list[Measurement]:
     """Run every contender once per round, in an order rotated each round; collect the results."""
     measurements = [Measurement(c) for c in contenders]
+    for m in measurements:
+        if m.contender.missing():
+            m.errors.append(f"not installed ({m.contender.missing()})")
+            log(f"  {m.contender.label:<28} not installed: {m.contender.missing()} is not importable here")
     for round_index in range(rounds if contenders else 0):
         shift = round_index % len(contenders)
         for m in measurements[shift:] + measurements[:shift]:
+            if m.contender.missing():
+                continue
             run = run_process([*m.contender.argv, *extra_args], env=m.contender.env, timeout=timeout)
             m.runs.append(run)
             result = parse_result(run.stdout)
@@ -195,6 +216,7 @@ def throughput_section(
         raw[model] = measurements
         by_label = {m.contender.label: m.median() for m in measurements}
         keras_rate, torch_rate = by_label.get("plain Keras (TF)"), by_label.get("plain PyTorch")
+        backends = {m.contender.label: (m.results[0].get("backend") if m.results else None) for m in measurements}
         table = Table(
             f"Training throughput: {model}, batch {REFERENCE_BATCH[model]}",
             [
@@ -203,6 +225,7 @@ def throughput_section(
                 "range",
                 "vs plain Keras",
                 "vs plain PyTorch",
+                "vs its own framework",
                 "% of matmul rate",
                 "images/CPU-s",
                 "peak RSS MB",
@@ -210,7 +233,15 @@ def throughput_section(
         )
         for m in measurements:
             rate, values = m.median(), m.values("images_per_s")
-            spread = f"{min(values):,.0f}-{max(values):,.0f}" if values else "failed: " + "; ".join(m.errors[:1])
+            if values:
+                spread = f"{min(values):,.0f}-{max(values):,.0f}"
+            elif m.contender.missing():
+                spread = m.errors[0]
+            else:
+                spread = "failed: " + "; ".join(m.errors[:1])
+            # cnnlab on a backend against that backend's framework used plainly (the worker reports its backend)
+            own = PLAIN_FRAMEWORK.get(backends[m.contender.label] or "")
+            own_ratio = ratio(rate, by_label.get(own)) if m.contender.label.startswith("cnnlab") and own else ""
             share = None
             if rate and model in flops and matmul == matmul:  # NaN check: matmul not measured
                 share = 100 * rate * flops[model] / (matmul * 1e9)
@@ -221,6 +252,7 @@ def throughput_section(
                     spread,
                     ratio(rate, keras_rate),
                     ratio(rate, torch_rate),
+                    own_ratio,
                     fmt(share, ".1f"),
                     fmt(m.median("images_per_cpu_s")),
                     fmt(m.median_rss_mb()),
@@ -230,7 +262,9 @@ def throughput_section(
             table.notes.append(
                 f"Training FLOPs/image = 3 x forward = {flops[model] / 1e6:,.1f} MFLOP. "
                 "images/CPU-s: per second of the process's CPU time (all threads), "
-                "less disturbed by other jobs on a shared machine."
+                "less disturbed by other jobs on a shared machine. "
+                "vs its own framework: cnnlab on a backend against that framework used plainly "
+                "(TensorFlow: plain Keras; torch: plain PyTorch; JAX: plain JAX)."
             )
         tables.append(table)
     return tables, raw

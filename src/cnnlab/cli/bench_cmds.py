@@ -24,7 +24,7 @@ def bench(
         None,
         "--contender",
         metavar="KEY",
-        help="plain-keras, plain-torch, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch (repeatable). Default: all.",
+        help="plain-keras, plain-torch, plain-jax, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch (repeatable). Default: all.",
     ),
     dataset: Optional[List[str]] = typer.Option(
         None,

@@ -3,6 +3,7 @@
 * :mod:`cnnlab.bench.contenders.plain_keras`: the reference networks the plain Keras way
   (``model.fit``, every default), the yardstick;
 * :mod:`cnnlab.bench.contenders.plain_torch`: the same networks in the textbook PyTorch loop;
+* :mod:`cnnlab.bench.contenders.plain_jax`: the same networks in plain JAX, one ``jax.jit`` step per batch;
 * :mod:`cnnlab.bench.worker`: cnnlab's own ways of training.
 
 They are modules of the package, not scripts beside it, so ``cnnlab bench`` finds them wherever
@@ -24,6 +25,13 @@ class Contender:
     argv: tuple[str, ...]
     env: dict = field(default_factory=dict, hash=False)
     key: str = ""  # short name for --contender; defaults to the label
+    requires: str = ""  # a module it needs (torch, jax): without it, the harness reports "not installed"
+
+    def missing(self) -> str | None:
+        """The module this contender needs and this environment lacks, if any."""
+        import importlib.util
+
+        return self.requires if self.requires and importlib.util.find_spec(self.requires) is None else None
 
 
 def python_cmd(*args: str) -> tuple[str, ...]:
