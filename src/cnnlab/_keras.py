@@ -20,4 +20,9 @@ if keras.backend.backend() == "tensorflow":
 
     default_thread_layout()  # a run that splits its batches may change it before TensorFlow starts
 
+if keras.backend.backend() == "torch":
+    from cnnlab import torch_layout
+
+    torch_layout.apply()  # convolutions and pooling without two layout copies each (see the module)
+
 __all__ = ["keras"]
