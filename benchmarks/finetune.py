@@ -10,12 +10,14 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    and test sets of the first five classes (airplane, automobile, bird, cat, deer), and for each
    seed **B**, ``--per-class`` (100) training images of each of the other five classes (dog, frog,
    horse, ship, truck), drawn with that seed, with their whole test set (5,000 images);
-2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe, fastnet);
-3. for each seed, trains on B four ways with the same options and the same seed:
+2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe for 16 epochs, fastnet at
+   ``--width`` 32, twice the recipe's, used by every run);
+3. for each seed, trains on B five ways with the same options and the same seed:
    ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer but
    the head, which was trained on other classes, then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
-   ``--unfreeze-at``, then the backbone trains at a tenth of the rate) and ``finetune-low-lr``
-   (``--init-from`` with a fifth of the recipe's peak rate);
+   ``--unfreeze-at``, then the backbone trains at a tenth of the rate), ``finetune-low-lr``
+   (``--init-from`` with a fifth of the recipe's peak rate) and ``finetune-probe-first`` (the
+   backbone frozen for 3 epochs while the fresh head learns, then everything at the full rate);
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
    difference fine-tuning makes, and the host's CPU steal over the whole benchmark.
 
@@ -50,6 +52,10 @@ ARMS = {
     "finetune": "--init-from {pretrained}",
     "finetune-frozen": "--init-from {pretrained} --freeze backbone --unfreeze-at 6 --backbone-lr-mult 0.1",
     "finetune-low-lr": "--init-from {pretrained} --lr 0.04",
+    # Linear probing then fine-tuning (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
+    # Features and Underperform Out-of-Distribution"): the fresh head learns on frozen features
+    # first, so its random start does not send large gradients into the backbone.
+    "finetune-probe-first": "--init-from {pretrained} --freeze backbone --unfreeze-at 4",
 }
 
 
@@ -142,11 +148,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep --work (and reuse finished runs next time)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--per-class", type=int, default=100, help="training images per class of B")
-    parser.add_argument("--pretrain-args", default="--recipe fast-cifar10 --epochs 8")
+    parser.add_argument("--pretrain-args", default="--recipe fast-cifar10 --epochs 16")
     parser.add_argument("--finetune-args", default=FINETUNE_ARGS)
+    parser.add_argument(
+        "--width", type=int, default=32, help="fastnet's width, for pretraining and every run on B (the recipe's: 16)"
+    )
     parser.add_argument("--arm", action="append", choices=sorted(ARMS), help="arms to run (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    # one network for every run: the pretrained weights must fit it, and the arms differ only by ARMS
+    args.pretrain_args += f" --model-option width={args.width}"
+    args.finetune_args += f" --model-option width={args.width}"
 
     work = args.work or Path(tempfile.mkdtemp(prefix="cnnlab-finetune-"))
     work.mkdir(parents=True, exist_ok=True)

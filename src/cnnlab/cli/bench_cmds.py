@@ -60,7 +60,7 @@ def bench(
         None, "--out", metavar="FILE", help="Write the markdown report here, e.g. docs/benchmarks.md."
     ),
 ) -> None:
-    """Compare cnnlab with plain Keras and plain PyTorch, side by side, in fresh processes.
+    """Compare cnnlab with plain Keras, plain PyTorch and plain JAX, side by side, in fresh processes.
 
     Contenders alternate round by round; the tables give medians and ratios, the machine it ran on, and its measured matrix-multiply rate. See docs/benchmarks.md and docs/performance.md.
     """
