@@ -45,6 +45,16 @@ def test_overrides_win_over_the_recipe_and_dataset_is_overridable():
     assert (config.dataset, config.lr, config.epochs, config.rho) == ("cifar10", 0.01, 2, 0.9)
 
 
+def test_table_options_change_the_recipes_keys_and_keep_the_others():
+    # --model-option bn_momentum=0.4 on a narrow recipe must not silently build the wide default
+    config = resolve_config(recipe="fast-fashion-mnist", model_options={"bn_momentum": 0.4})
+    assert config.model_options == {"widths": [16, 32, 64], "activation": "relu", "bn_momentum": 0.4}
+    config = resolve_config(recipe="fast-cifar10", model_options={"width": 32}, augmentation={"flip": "alternate"})
+    assert config.model_options == {"width": 32}
+    assert config.augmentation == {"flip": "alternate", "crop_padding": 4}
+    assert resolve_config(recipe="fast-cifar10", augmentation={}).augmentation == {}  # --augment none
+
+
 @pytest.mark.parametrize(
     "options, needle",
     [

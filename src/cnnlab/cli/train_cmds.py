@@ -88,7 +88,8 @@ def _train_signature() -> inspect.Signature:
             "--model-option",
             metavar="KEY=VALUE",
             rich_help_panel="model",
-            help='Model builder option, repeatable; values are TOML (true, 8, 0.5, "text").',
+            help='Model builder option, repeatable; values are TOML (true, 8, 0.5, "text"). With --recipe, '
+            "changes the recipe's option of that name and keeps its others.",
         ),
         _option(
             "augment",
@@ -97,7 +98,8 @@ def _train_signature() -> inspect.Signature:
             "--augment",
             metavar="SPEC",
             rich_help_panel="data",
-            help="Augmentation as comma-separated KEY=VALUE pairs, e.g. shift=0.1,flip; or none.",
+            help="Augmentation as comma-separated KEY=VALUE pairs, e.g. shift=0.1,flip; or none. With --recipe, "
+            "changes the recipe's keys it names and keeps its others (none clears them).",
         ),
     ]
     last = [

@@ -883,6 +883,12 @@ def load_recipe(name_or_file: str | os.PathLike) -> dict:
     return data
 
 
+#: Options that are tables: one given on top of a recipe changes the recipe's keys it names and
+#: keeps the others (``--model-option bn_momentum=0.4`` keeps the recipe's widths); an empty table
+#: (``--augment none``) clears it.
+MERGED_TABLES = ("model_options", "augmentation")
+
+
 def resolve_config(model=None, dataset=None, recipe=None, **options) -> TrainConfig:
     """Recipe (if any), then ``model`` / ``dataset`` / ``options`` on top; checked."""
     config = TrainConfig()
@@ -890,5 +896,8 @@ def resolve_config(model=None, dataset=None, recipe=None, **options) -> TrainCon
         recipe_options = load_recipe(recipe)
         source = str(recipe_path(recipe))
         apply_options(config, recipe_options, source=source)
+        for name in MERGED_TABLES:
+            if isinstance(options.get(name), dict) and options[name]:
+                options[name] = {**getattr(config, name), **options[name]}
     apply_options(config, {"model": model, "dataset": dataset, **options})
     return validate(config)
