@@ -44,6 +44,9 @@ TASKS = (
     Task("mnist", 0.99, "lenet5", ("fast-mnist",), max_epochs=10),
     Task("mnist", 0.995, "mnist_cnn", ("fast-mnist-995",), max_epochs=8),
     Task("fashion_mnist", 0.92, "mnist_cnn", ("fast-fashion-mnist",), max_epochs=10),
+    # mnist_cnn ends 10 epochs at ~89% (time-to-accuracy.md), so its baseline for 93% is capped at
+    # the fast recipe's 90 s budget x 5; the ratio is then a lower bound.
+    Task("fashion_mnist", 0.93, "mnist_cnn", ("fast-fashion-mnist-93",), max_epochs=10, max_seconds=450),
     # Plain Keras VGG-BN runs at ~190-340 images/s here: 50 epochs would take hours per seed, so it
     # is capped at the fast recipe's 15-minute budget (if it misses, the ratio is a lower bound).
     Task("cifar10_jpg", 0.80, "vgg_bn", ("fast-cifar10",), max_epochs=50, max_seconds=900),
