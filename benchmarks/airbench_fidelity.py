@@ -39,13 +39,6 @@ VARIANTS = {
 }
 
 
-def cpu_times() -> tuple[int, int]:
-    """(total, steal) jiffies from /proc/stat's cpu line."""
-    with open("/proc/stat") as fh:
-        fields = [int(v) for v in fh.readline().split()[1:]]
-    return sum(fields[:8]), fields[7]
-
-
 def scaled(options: str, epochs: int) -> str:
     share = round(0.3 * epochs)
     return options.format(start=share + 1, bias_epochs=max(1, share))
@@ -73,6 +66,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
+    from cnnlab.bench.machine import cpu_times, steal_fraction
     from cnnlab.training.config import resolve_config
 
     epochs = resolve_config(recipe=args.recipe).epochs
@@ -84,8 +78,7 @@ def main() -> None:
         for seed in args.seeds:  # seeds outermost: a variant's runs are spread over the benchmark
             for name, options in variants.items():
                 results[name].append(run(args.recipe, name, options, seed, runs))
-    end = cpu_times()
-    steal = 100.0 * (end[1] - start[1]) / max(end[0] - start[0], 1)
+    steal = 100.0 * (steal_fraction(start, cpu_times()) or 0.0)
 
     print(f"\n{args.recipe} ({epochs} epochs), seeds {' '.join(map(str, args.seeds))}; host CPU steal {steal:.1f}%\n")
     print("| variant | options | test accuracy per seed | mean | spread | training s (mean) |")

@@ -18,13 +18,6 @@ import statistics
 import time
 
 
-def cpu_times() -> tuple[int, int]:
-    """(total, steal) jiffies from /proc/stat's cpu line."""
-    with open("/proc/stat") as fh:
-        fields = [int(v) for v in fh.readline().split()[1:]]
-    return sum(fields[:8]), fields[7]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="vgg_bn")
@@ -37,6 +30,7 @@ def main() -> None:
     import numpy as np
 
     from cnnlab._keras import keras
+    from cnnlab.bench.machine import cpu_times, steal_fraction
     from cnnlab.models import create_model, model_info
     from cnnlab.models.layers import BatchNormalization
 
@@ -62,14 +56,14 @@ def main() -> None:
                 model.train_on_batch(x, y)
             times[kind].append(1e3 * (time.perf_counter() - began) / args.steps)
     BatchNormalization._fusable = fused
-    end = cpu_times()
+    steal = 100.0 * (steal_fraction(start, cpu_times()) or 0.0)
 
     print(f"{args.model}, batch {args.batch_size}, torch backend, float32; ms per training step:")
     for kind, values in times.items():
         print(f"  {kind}: median {statistics.median(values):.1f} (blocks: {', '.join(f'{v:.0f}' for v in values)})")
     keras_ms, fused_ms = (statistics.median(values) for values in times.values())
     print(f"  Keras's / cnnlab's: {keras_ms / fused_ms:.2f}x")
-    print(f"host CPU steal during the run: {100.0 * (end[1] - start[1]) / max(end[0] - start[0], 1):.1f}%")
+    print(f"host CPU steal during the run: {steal:.1f}%")
 
 
 if __name__ == "__main__":
