@@ -55,6 +55,15 @@ def test_table_options_change_the_recipes_keys_and_keep_the_others():
     assert resolve_config(recipe="fast-cifar10", augmentation={}).augmentation == {}  # --augment none
 
 
+def test_another_model_on_a_recipe_starts_from_its_own_builder_defaults():
+    # fast-mnist's dropout belongs to mnist_cnn; lenet5 has no such option
+    config = resolve_config(recipe="fast-mnist", model="lenet5")
+    assert (config.model, config.model_options, config.lr) == ("lenet5", {}, 0.008)
+    config = resolve_config(recipe="fast-mnist", model="airbench", model_options={"widths": [8, 16, 32]})
+    assert config.model_options == {"widths": [8, 16, 32]}
+    assert resolve_config(recipe="fast-mnist", model="mnist_cnn").model_options == {"dropout": 0.25}
+
+
 @pytest.mark.parametrize(
     "options, needle",
     [

@@ -896,6 +896,11 @@ def resolve_config(model=None, dataset=None, recipe=None, **options) -> TrainCon
         recipe_options = load_recipe(recipe)
         source = str(recipe_path(recipe))
         apply_options(config, recipe_options, source=source)
+        if model is not None and model != config.model:
+            # The recipe's model options belong to its own model: another model starts from its
+            # builder's defaults (``--recipe fast-mnist --model lenet5`` would otherwise fail on
+            # mnist_cnn's ``dropout``).
+            config.model_options = {}
         for name in MERGED_TABLES:
             if isinstance(options.get(name), dict) and options[name]:
                 options[name] = {**getattr(config, name), **options[name]}
