@@ -66,3 +66,27 @@ def test_every_model_is_documented():
         assert info.description and info.paper
         assert info.builder.__doc__, f"{name}: builder has no docstring"
         assert len(info.input_shape) == 3 and info.min_size <= min(info.input_shape[:2])
+
+
+@pytest.mark.parametrize(
+    "name, options, needle",
+    [
+        (
+            "airbench",
+            {"widths": "16,32,64"},
+            "airbench: option 'widths' expects a list like [64, 256, 256], got '16,32,64'",
+        ),
+        ("mnist_cnn", {"dropout": "none"}, "mnist_cnn: option 'dropout' expects a number, got 'none'"),
+        ("densenet121", {"bottleneck": 1}, "densenet121: option 'bottleneck' expects true or false, got 1"),
+    ],
+)
+def test_an_option_of_the_wrong_kind_is_a_one_line_error_before_building(name, options, needle):
+    with pytest.raises(ModelError) as info:
+        create_model(name, **options)
+    assert str(info.value) == needle
+
+
+def test_options_of_the_right_kind_pass_the_check():
+    # one number for every block is a valid vgg_bn dropout; an int where the default is a float too
+    assert create_model("vgg_bn", dropout=0.1).get_layer("block2_dropout").rate == 0.1
+    assert create_model("airbench", widths=[8, 16, 16], logit_scale=1).count_params() > 0

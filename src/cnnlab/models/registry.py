@@ -95,3 +95,22 @@ def check_options(info: ModelInfo, options: dict[str, Any]) -> None:
         if option not in known:
             listing = ", ".join(sorted(known)) or "none"
             raise ModelError(f"{info.name}: unknown option {option!r} (its options: {listing})")
+        check_option_value(info.name, option, known[option], options[option])
+
+
+def check_option_value(model: str, option: str, default: Any, value: Any) -> None:
+    """A value of the kind the builder's default is: a number for a number, a boolean for a
+    boolean, and for a list anything but text (TOML ``[16, 32, 64]``, not ``16,32,64``; some
+    builders take one number for every entry). A default of ``None`` or a string takes anything;
+    the builder checks those itself."""
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, (tuple, list)):
+        example = "[" + ", ".join(str(v) for v in default) + "]"
+        ok, kind = not isinstance(value, str), f"a list like {example}"
+    else:
+        return
+    if not ok:
+        raise ModelError(f"{model}: option {option!r} expects {kind}, got {value!r}")
