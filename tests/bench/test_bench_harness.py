@@ -130,7 +130,8 @@ def test_throughput_table_compares_each_backend_with_its_own_framework(monkeypat
         return out
 
     monkeypatch.setattr(harness, "alternate", fake_alternate)
-    contenders = [Contender(label, ("true",)) for label in fake]
+    keys = {"plain Keras (TF)": "plain-keras", "plain PyTorch": "plain-torch", "plain JAX": "plain-jax"}
+    contenders = [Contender(label, ("true",), key=keys.get(label, "")) for label in fake]
     [table], _ = harness.throughput_section(
         ["lenet5"], Budget.quick(), float("nan"), {}, contenders_for=lambda model: contenders, log=lambda s: None
     )
@@ -183,7 +184,41 @@ def test_time_to_accuracy_tasks_name_recipes_that_resolve(tmp_path):
         for recipe in task.recipes:
             assert resolve_config(recipe=recipe).model  # the recipe file exists and validates
         labels = [c.label for c in tta_contenders(task, seed=0, runs_dir=tmp_path)]
-        assert labels[0].startswith("plain Keras") and len(labels) == 1 + len(task.recipes)
+        assert labels[0].startswith("plain Keras") and len(labels) == 1 + len(task.recipes) + bool(task.rival)
+    (ninety,) = [t for t in TASKS if t.recipes == ("fast-cifar10-90",)]
+    assert [c.label for c in tta_contenders(ninety, seed=0, runs_dir=tmp_path)][1] == "plain PyTorch airbench94"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the plain-PyTorch airbench94 needs PyTorch")
+def test_airbench_row_races_the_plain_pytorch_script_against_the_whole_recipe():
+    from cnnlab.bench.harness import throughput_contenders
+
+    contenders = throughput_contenders("airbench")
+    assert [c.key for c in contenders] == ["plain-torch", "cnnlab", "cnnlab-float32"]
+    small = ("--batch-size", "32")  # the recipe's 1,024 would take minutes here
+    measurements = alternate(contenders, rounds=1, extra_args=(*task_args("airbench", 2, 2, 2), *small))
+    for m in measurements:
+        assert m.errors == [], m.errors
+        [result] = m.results
+        assert len(result["images_per_s"]) == 2 and all(r > 0 for r in result["images_per_s"])
+    plain, recipe, float32 = (m.results[0] for m in measurements)
+    assert plain["contender"] == "plain-torch-airbench" and plain["backend"].startswith("torch ")
+    # cnnlab's side ran the recipe's own loop and says what its "auto" precision resolved to
+    assert recipe["recipe"] == "fast-cifar10-90" and recipe["precision"] in ("float32", "mixed_bfloat16")
+    assert float32["precision"] == "float32"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the plain-PyTorch airbench94 needs PyTorch")
+def test_plain_pytorch_airbench_reports_its_time_to_a_target_as_a_result_line():
+    argv = module_cmd("plain_torch_airbench", "--epochs", "1", "--batch-size", "64", "--target", "0.05")
+    run = run_process(list(argv), timeout=600)
+    assert run.returncode == 0, run.stderr[-500:]
+    result = parse_result(run.stdout)
+    # ten random classes: about 10% right, above a 5% target after the one epoch
+    assert result["test_accuracy"] >= 0.05 and result["seconds_to_target"] is not None
+    assert 0 < result["seconds_to_target"] <= result["train_seconds"]
 
 
 def test_unknown_tta_dataset_is_refused_before_any_work(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the plain-PyTorch contender needs PyTorch")
 
-from benchmarks import plain_torch_airbench as air  # noqa: E402
+from cnnlab.bench.contenders import plain_torch_airbench as air  # noqa: E402
 
 
 def _images(n=64, seed=0):

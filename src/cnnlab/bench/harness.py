@@ -26,14 +26,15 @@ from typing import Callable, Iterable
 
 from cnnlab.bench.contenders import Contender, module_cmd, python_cmd
 from cnnlab.bench.process import ProcessResult, run_process
-from cnnlab.bench.protocol import DATASETS, REFERENCE_BATCH, SEGMENT_STEPS, Budget, parse_result
+from cnnlab.bench.protocol import DATASETS, RECIPES, REFERENCE_BATCH, SEGMENT_STEPS, Budget, parse_result
 from cnnlab.bench.report import Table, fmt, print_tables, ratio
 
-NETWORKS = ("lenet5", "mnist_cnn", "vgg_bn")
+NETWORKS = ("lenet5", "mnist_cnn", "vgg_bn", "airbench")
 SECTIONS = ("throughput", "memory", "startup", "tta", "tuning")
 PLAIN_KERAS = "plain_keras"  # modules of cnnlab.bench.contenders
 PLAIN_TORCH = "plain_torch"
 PLAIN_JAX = "plain_jax"
+PLAIN_TORCH_AIRBENCH = "plain_torch_airbench"
 
 
 @dataclass
@@ -65,14 +66,17 @@ class Measurement:
         return statistics.median(ok) if ok else None
 
 
-#: Each backend's own framework, used plainly: what cnnlab on that backend is compared with.
-PLAIN_FRAMEWORK = {"tensorflow": "plain Keras (TF)", "torch": "plain PyTorch", "jax": "plain JAX"}
+#: Each backend's own framework, used plainly (a contender key): what cnnlab on that backend is compared with.
+PLAIN_FRAMEWORK = {"tensorflow": "plain-keras", "torch": "plain-torch", "jax": "plain-jax"}
 #: The module each backend needs (a contender without it is reported as not installed).
 BACKEND_MODULE = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 
 
 def throughput_contenders(model: str, backends: Iterable[str] = ("tensorflow", "jax", "torch")) -> list[Contender]:
-    """Plain Keras, plain PyTorch, plain JAX, cnnlab's default, and cnnlab on each backend, for ``model``."""
+    """Plain Keras, plain PyTorch, plain JAX, cnnlab's default, and cnnlab on each backend, for ``model``;
+    for a network raced as a recipe (``RECIPES``), :func:`recipe_contenders`."""
+    if model in RECIPES:
+        return recipe_contenders(model)
     worker = python_cmd("-m", "cnnlab.bench.worker", "--engine", "cnnlab")
     contenders = [
         Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS), key="plain-keras"),
@@ -92,7 +96,25 @@ def throughput_contenders(model: str, backends: Iterable[str] = ("tensorflow", "
     return contenders
 
 
-CONTENDER_KEYS = tuple(c.key for c in throughput_contenders("lenet5"))
+def recipe_contenders(model: str) -> list[Contender]:
+    """The recipe written in plain PyTorch as its paper describes it, and ``cnnlab train --recipe``
+    on its defaults and in float32 (what the precision ``auto`` chooses adds, read off apart)."""
+    worker = python_cmd("-m", "cnnlab.bench.worker", "--recipe", RECIPES[model])
+    return [
+        Contender(
+            "plain PyTorch (airbench94 as written)",
+            module_cmd(PLAIN_TORCH_AIRBENCH),
+            key="plain-torch",
+            requires="torch",
+        ),
+        Contender(f"cnnlab --recipe {RECIPES[model]}", worker, key="cnnlab"),
+        Contender(
+            f"cnnlab --recipe {RECIPES[model]}, float32", worker + ("--precision", "float32"), key="cnnlab-float32"
+        ),
+    ]
+
+
+CONTENDER_KEYS = tuple(dict.fromkeys(c.key for m in ("lenet5", *RECIPES) for c in throughput_contenders(m)))
 
 
 def select(contenders: list[Contender], keys: Iterable[str] | None) -> list[Contender]:
@@ -211,11 +233,11 @@ def throughput_section(
     for model in models:
         log(f"throughput: {model} (batch {REFERENCE_BATCH[model]})")
         contenders = select(contenders_for(model), keys)
-        args = task_args(model, budget.steps(model), budget.repeats, budget.warmup_steps)
+        args = task_args(model, budget.steps(model), budget.repeats, budget.warmup(model))
         measurements = alternate(contenders, budget.rounds, args, log=log)
         raw[model] = measurements
-        by_label = {m.contender.label: m.median() for m in measurements}
-        keras_rate, torch_rate = by_label.get("plain Keras (TF)"), by_label.get("plain PyTorch")
+        by_key = {m.contender.key or m.contender.label: m.median() for m in measurements}
+        keras_rate, torch_rate = by_key.get("plain-keras"), by_key.get("plain-torch")
         backends = {m.contender.label: (m.results[0].get("backend") if m.results else None) for m in measurements}
         table = Table(
             f"Training throughput: {model}, batch {REFERENCE_BATCH[model]}",
@@ -241,7 +263,7 @@ def throughput_section(
                 spread = "failed: " + "; ".join(m.errors[:1])
             # cnnlab on a backend against that backend's framework used plainly (the worker reports its backend)
             own = PLAIN_FRAMEWORK.get(backends[m.contender.label] or "")
-            own_ratio = ratio(rate, by_label.get(own)) if m.contender.label.startswith("cnnlab") and own else ""
+            own_ratio = ratio(rate, by_key.get(own)) if m.contender.label.startswith("cnnlab") and own else ""
             share = None
             if rate and model in flops and matmul == matmul:  # NaN check: matmul not measured
                 share = 100 * rate * flops[model] / (matmul * 1e9)
@@ -257,6 +279,14 @@ def throughput_section(
                     fmt(m.median("images_per_cpu_s")),
                     fmt(m.median_rss_mb()),
                 ]
+            )
+        if model in RECIPES:
+            table.notes.append(
+                f"{model}: each side trains the whole recipe on synthetic images (augmentation, "
+                "normalisation, schedule, lookahead, label smoothing); plain PyTorch in float32 with "
+                f"PyTorch's default threads; cnnlab as `cnnlab train --recipe {RECIPES[model]}` "
+                "(its precision `auto`: bfloat16 where the CPU has bf16 units), and in float32. "
+                "vs plain PyTorch is against the plain-PyTorch script of the same recipe."
             )
         if model in flops:
             table.notes.append(
@@ -298,6 +328,8 @@ def memory_section(models, budget: Budget, workdir: Path, keys=None, log=print) 
         ["network", "data set", "contender", "peak RSS MB (median)", "range"],
     )
     for model in models:
+        if model in RECIPES:  # raced as a recipe: no plain-Keras memory contender for it
+            continue
         log(f"memory: {model} on {DATASETS[model]}")
         measurements = alternate(select(memory_contenders(model, workdir), keys), budget.rounds, log=log)
         for m in measurements:
@@ -398,7 +430,7 @@ def tuning_contenders(model: str) -> list[Contender]:
     worker = python_cmd("-m", "cnnlab.bench.worker")
     tf_default_threads = {"TF_NUM_INTRAOP_THREADS": "0", "TF_NUM_INTEROP_THREADS": "0"}  # 0 = TF decides
     return [
-        Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS)),
+        Contender("plain Keras (TF)", module_cmd(PLAIN_KERAS), key="plain-keras"),
         Contender("tf fit, TF thread defaults", worker + ("--engine", "fit"), tf_default_threads),
         Contender("tf fit, intra 2 inter 1", worker + ("--engine", "fit")),
         Contender("tf fit, intra 1 inter 1", worker + ("--engine", "fit"), {"CNNLAB_THREADS": "1"}),
@@ -422,11 +454,12 @@ def tuning_contenders(model: str) -> list[Contender]:
         Contender("jax fit", worker + ("--engine", "fit", "--backend", "jax")),
         Contender("jax train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "jax")),
         Contender("torch train_on_batch", worker + ("--engine", "train_on_batch", "--backend", "torch")),
-        Contender("plain PyTorch", module_cmd(PLAIN_TORCH)),
+        Contender("plain PyTorch", module_cmd(PLAIN_TORCH), key="plain-torch"),
     ]
 
 
 def tuning_section(models, budget: Budget, matmul: float, flops: dict, log=print) -> list[Table]:
+    models = [m for m in models if m not in RECIPES]  # the tuning choices are the reference Adam step's
     tables, _ = throughput_section(models, budget, matmul, flops, contenders_for=tuning_contenders, log=log)
     for table in tables:
         table.title = "Tuning: " + table.title

@@ -33,15 +33,22 @@ RESULT_PREFIX = "CNNLAB_BENCH_RESULT "
 #   lenet5     tntrung's tutorial: MNIST padded to 32x32, Adam 1e-3, batch 100
 #   mnist_cnn  Hsi-Pin Ma's lecture: MNIST 28x28, Adam 1e-4, batch 64
 #   vgg_bn     Jake Tae's tutorial: CIFAR-10 32x32x3, Adam (defaults), batch 64
-INPUT_SHAPES = {"lenet5": (32, 32, 1), "mnist_cnn": (28, 28, 1), "vgg_bn": (32, 32, 3)}
-REFERENCE_BATCH = {"lenet5": 100, "mnist_cnn": 64, "vgg_bn": 64}
+#   airbench   not a reference document's: Keller Jordan's airbench94 at its batch 1024, raced as
+#              a recipe (fast-cifar10-90) against the same network and recipe in plain PyTorch
+INPUT_SHAPES = {"lenet5": (32, 32, 1), "mnist_cnn": (28, 28, 1), "vgg_bn": (32, 32, 3), "airbench": (32, 32, 3)}
+REFERENCE_BATCH = {"lenet5": 100, "mnist_cnn": 64, "vgg_bn": 64, "airbench": 1024}
 LEARNING_RATES = {"lenet5": 1e-3, "mnist_cnn": 1e-4, "vgg_bn": 1e-3}
-DATASETS = {"lenet5": "mnist", "mnist_cnn": "mnist", "vgg_bn": "cifar10_jpg"}
+DATASETS = {"lenet5": "mnist", "mnist_cnn": "mnist", "vgg_bn": "cifar10_jpg", "airbench": "cifar10_jpg"}
+#: Networks raced as a whole recipe (``cnnlab train --recipe``), not as the reference Adam step.
+RECIPES = {"airbench": "fast-cifar10-90"}
 NUM_CLASSES = 10
 
 # Steps per timed segment, chosen so a segment lasts ~1-3 s on a 2-core CPU (long enough that
-# timer and scheduling noise is small, short enough that the whole benchmark stays in minutes).
-SEGMENT_STEPS = {"lenet5": 150, "mnist_cnn": 40, "vgg_bn": 15}
+# timer and scheduling noise is small, short enough that the whole benchmark stays in minutes);
+# an airbench step of 1,024 images takes 1-4 s.
+SEGMENT_STEPS = {"lenet5": 150, "mnist_cnn": 40, "vgg_bn": 15, "airbench": 2}
+#: Fewer warm-up steps than the budget's for networks whose steps take seconds.
+WARMUP_STEPS = {"airbench": 4}
 
 
 @dataclass
@@ -58,6 +65,9 @@ class Budget:
     @classmethod
     def quick(cls) -> Budget:
         return cls(rounds=1, repeats=2, warmup_steps=3, step_scale=0.25)
+
+    def warmup(self, model: str) -> int:
+        return min(self.warmup_steps, WARMUP_STEPS.get(model, self.warmup_steps))
 
     def steps(self, model: str) -> int:
         if self.segment_steps is not None:

@@ -13,7 +13,12 @@ choice is made by measurement (docs/performance.md):
 * ``--jit``: ``jit_compile`` for ``compile`` (``auto`` is Keras's default: XLA off on a CPU-only
   TensorFlow, on for JAX, off for torch);
 * ``--input uint8``: feed uint8 images and convert to float32 inside the model, per batch
-  (4x less memory traffic in the input pipeline), instead of a float32 copy of the data set.
+  (4x less memory traffic in the input pipeline), instead of a float32 copy of the data set;
+* ``--recipe NAME``: the whole ``cnnlab train --recipe NAME`` on the synthetic images, its own
+  loop with everything the recipe has (augmentation, preprocessing, schedule, lookahead, the
+  precision ``auto`` resolves to; ``--precision`` overrides it), timed between chunk ends that
+  fall on the segment boundaries. This is how a recipe is raced against the same recipe
+  written in a plain framework (``--model airbench``).
 
 The model comes from :func:`cnnlab.models.create_model` (logits; loss ``from_logits=True``).
 Thread settings come from the environment the harness gives the process (``CNNLAB_THREADS``,
@@ -43,6 +48,7 @@ def _extra_options(parser) -> None:
         default=None,
         help="Keras dtype policy (default: cnnlab's 'auto' for --engine cnnlab, else float32)",
     )
+    parser.add_argument("--recipe", default=None, help="time a whole `cnnlab train --recipe NAME` (see above)")
     parser.add_argument(
         "--split-batch",
         type=int,
@@ -108,6 +114,59 @@ def cnnlab_engine(args, x_uint8, y):
     return engine.keras_model(), train
 
 
+def recipe_run(args, x_uint8, y) -> dict:
+    """Images/s of ``cnnlab.train(recipe=args.recipe)`` on ``x_uint8``: the segments are timed
+    from the loop's own chunk ends, which a callback makes fall on every segment boundary."""
+    import math
+    import tempfile
+
+    import cnnlab
+    from cnnlab.data.types import Dataset, Split
+    from cnnlab.training.callbacks import Callback
+
+    steps, warmup, repeats = args.steps, args.warmup_steps, args.repeats
+    boundaries = [warmup + k * steps for k in range(repeats + 1)]
+
+    class SegmentClock(Callback):
+        step_multiple = math.gcd(warmup, steps) if warmup else steps
+
+        def __init__(self):
+            self.times, self.cpu = {}, {}
+
+        def on_chunk_end(self, trainer, logs):
+            if trainer.state.step in boundaries:
+                self.times[trainer.state.step] = time.perf_counter()
+                self.cpu[trainer.state.step] = time.process_time()
+
+    clock = SegmentClock()
+    data = Dataset("synthetic", Split(x_uint8, y.astype("int64")), None, None, [str(c) for c in range(NUM_CLASSES)])
+    options = {"precision": args.precision} if args.precision else {}
+    with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as runs_dir:
+        run = cnnlab.train(
+            recipe=args.recipe,
+            dataset=data,
+            steps=boundaries[-1],
+            batch_size=args.batch_size,
+            runs_dir=runs_dir,
+            inspect=False,
+            test_split=0,  # nothing set aside: every image trains, nothing is scored
+            tta="none",
+            callbacks=[clock],
+            verbose=False,
+            **options,
+        )
+        runtime = run.config["runtime"]  # what "auto" resolved to
+    images = steps * args.batch_size
+    pairs = list(zip(boundaries, boundaries[1:]))
+    return {
+        "images_per_s": [images / (clock.times[b] - clock.times[a]) for a, b in pairs],
+        "images_per_cpu_s": [images / max(clock.cpu[b] - clock.cpu[a], 1e-9) for a, b in pairs],
+        "precision": runtime["precision"],
+        "split_batch": runtime["split_batch"],
+        "recipe": args.recipe,
+    }
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], extra=_extra_options)
     started = time.perf_counter()
@@ -115,6 +174,11 @@ def main() -> None:
         os.environ["KERAS_BACKEND"] = args.backend
     from cnnlab._keras import keras
 
+    if args.recipe:
+        x_uint8, y = load_images(args.model, max(8, args.steps) * args.batch_size, args.data)
+        result = recipe_run(args, x_uint8, y)
+        emit({"contender": "cnnlab-recipe", "backend": keras.backend.backend(), **result})
+        return
     if args.engine != "cnnlab":  # cnnlab's engine sets the policy of its own model
         args.precision = args.precision or "float32"
         keras.mixed_precision.set_global_policy(args.precision)
