@@ -120,6 +120,17 @@ def speed_table(docs: Path) -> str:
         if match is None:
             continue
         by_name = {row["contender"]: row for row in rows}
+        recipe = next((name for name in by_name if name.startswith("cnnlab --recipe ")), None)
+        if recipe is not None:  # a network raced as a whole recipe against its plain-PyTorch script
+            torch = next((row for name, row in by_name.items() if name.startswith("plain PyTorch")), None)
+            if torch is None:
+                raise ReportError(f"benchmarks.md: section {heading!r} has no plain PyTorch row")
+            ours = by_name[recipe]
+            lines.append(
+                f"| {match.group(1)} ({match.group(2)}; `{recipe.removeprefix('cnnlab ')}`) | - | "
+                f"{torch['images/s (median)']} | {ours['images/s (median)']} | - | {ours['vs plain PyTorch']} |"
+            )
+            continue
         missing = [name for name in SPEED_CONTENDERS.values() if name not in by_name]
         if missing:
             raise ReportError(f"benchmarks.md: section {heading!r} has no row {missing[0]!r}")

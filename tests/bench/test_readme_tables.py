@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -48,3 +49,28 @@ def test_a_missing_report_is_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "results.md: report not found" in lines[0]
+
+
+def test_a_network_raced_as_a_recipe_is_quoted_against_its_plain_pytorch_script(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(REPO / "docs", docs, ignore=shutil.ignore_patterns("images", "reference", "tutorials"))
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "README.md", readme)
+    report = docs / "benchmarks.md"
+    section = "\n".join(
+        [
+            "## Training throughput: airbench, batch 1024",
+            "",
+            "| contender | images/s (median) | range | vs plain Keras | vs plain PyTorch |",
+            "|---|---|---|---|---|",
+            "| plain PyTorch (airbench94 as written) | 171 | 167-176 | n/a | 1.00x |",
+            "| cnnlab --recipe fast-cifar10-90 | 270 | 268-273 | n/a | 1.58x |",
+            "",
+        ]
+    )
+    text = report.read_text(encoding="utf-8")
+    # the real report's airbench section, if it has one, replaced by this one
+    text = re.sub(r"## Training throughput: airbench.*?(?=^## )", "", text, flags=re.S | re.M)
+    report.write_text(text + "\n" + section, encoding="utf-8")
+    assert run("--readme", str(readme), "--docs", str(docs)).returncode == 0
+    assert "| airbench (1024; `--recipe fast-cifar10-90`) | - | 171 | 270 | - | 1.58x |" in readme.read_text()
