@@ -283,3 +283,12 @@ def test_steal_fraction_reads_the_eighth_counter():
     now = cpu_times()
     if now is not None:  # Linux
         assert len(now) >= 8 and all(v >= 0 for v in now)
+
+
+def test_bench_help_names_every_contender_and_network():
+    from cnnlab.bench.harness import CONTENDER_KEYS, NETWORKS
+
+    proc = run_cli("bench", "--help", env={"COLUMNS": "400"})
+    assert proc.returncode == 0
+    for name in (*CONTENDER_KEYS, *NETWORKS):
+        assert name in proc.stdout, name

@@ -18,13 +18,15 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="One round, short segments: a smoke run, not figures to quote."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="SECTION", help=SECTIONS_HELP),
     model: Optional[List[str]] = typer.Option(
-        None, "--model", metavar="NAME", help="lenet5, mnist_cnn, vgg_bn (repeatable). Default: all three."
+        None, "--model", metavar="NAME", help="lenet5, mnist_cnn, vgg_bn, airbench (repeatable; airbench races the fast-cifar10-90 "
+        "recipe against airbench94 in plain PyTorch). Default: all four."
     ),
     contender: Optional[List[str]] = typer.Option(
         None,
         "--contender",
         metavar="KEY",
-        help="plain-keras, plain-torch, plain-jax, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch (repeatable). Default: all.",
+        help="plain-keras, plain-torch, plain-jax, cnnlab, cnnlab-tensorflow, cnnlab-jax, cnnlab-torch, "
+        "cnnlab-float32 (airbench only) (repeatable). Default: all.",
     ),
     dataset: Optional[List[str]] = typer.Option(
         None,
