@@ -18,8 +18,11 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="One round, short segments: a smoke run, not figures to quote."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="SECTION", help=SECTIONS_HELP),
     model: Optional[List[str]] = typer.Option(
-        None, "--model", metavar="NAME", help="lenet5, mnist_cnn, vgg_bn, airbench (repeatable; airbench races the fast-cifar10-90 "
-        "recipe against airbench94 in plain PyTorch). Default: all four."
+        None,
+        "--model",
+        metavar="NAME",
+        help="lenet5, mnist_cnn, vgg_bn, airbench (repeatable; airbench races the fast-cifar10-90 "
+        "recipe against airbench94 in plain PyTorch). Default: all four.",
     ),
     contender: Optional[List[str]] = typer.Option(
         None,
