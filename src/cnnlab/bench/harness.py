@@ -282,9 +282,10 @@ def throughput_section(
             )
         if model in RECIPES:
             table.notes.append(
-                f"{model}: each side trains the whole recipe on synthetic images (augmentation, "
-                "normalisation, schedule, lookahead, label smoothing); plain PyTorch in float32 with "
-                f"PyTorch's default threads; cnnlab as `cnnlab train --recipe {RECIPES[model]}` "
+                f"{model}: each side trains its whole recipe on synthetic images (augmentation, "
+                "normalisation, schedule, label smoothing; the plain script also averages the weights "
+                "every 5 steps, airbench94's lookahead, which the recipe leaves off); plain PyTorch in "
+                f"float32 with PyTorch's default threads; cnnlab as `cnnlab train --recipe {RECIPES[model]}` "
                 "(its precision `auto`: bfloat16 where the CPU has bf16 units), and in float32. "
                 "vs plain PyTorch is against the plain-PyTorch script of the same recipe."
             )
