@@ -16,16 +16,22 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
 
 
+def copy_of_the_reports(tmp_path: Path) -> tuple[Path, Path]:
+    """The reports of docs/ and the README, copied into ``tmp_path`` to be changed there."""
+    docs = tmp_path / "docs"
+    shutil.copytree(REPO / "docs", docs, ignore=shutil.ignore_patterns("images", "reference", "tutorials"))
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "README.md", readme)
+    return docs, readme
+
+
 def test_readme_tables_agree_with_the_reports():
     result = run("--check")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_changed_report_changes_the_readme(tmp_path):
-    docs = tmp_path / "docs"
-    shutil.copytree(REPO / "docs", docs, ignore=shutil.ignore_patterns("images", "reference", "tutorials"))
-    readme = tmp_path / "README.md"
-    shutil.copy(REPO / "README.md", readme)
+    docs, readme = copy_of_the_reports(tmp_path)
     results = docs / "results.md"
     text = results.read_text(encoding="utf-8")
     assert "| 99.36% | 123 |" in text
@@ -52,10 +58,7 @@ def test_a_missing_report_is_one_line(tmp_path):
 
 
 def test_a_network_raced_as_a_recipe_is_quoted_against_its_plain_pytorch_script(tmp_path):
-    docs = tmp_path / "docs"
-    shutil.copytree(REPO / "docs", docs, ignore=shutil.ignore_patterns("images", "reference", "tutorials"))
-    readme = tmp_path / "README.md"
-    shutil.copy(REPO / "README.md", readme)
+    docs, readme = copy_of_the_reports(tmp_path)
     report = docs / "benchmarks.md"
     section = "\n".join(
         [
