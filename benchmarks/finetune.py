@@ -11,7 +11,7 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    seed **B**, ``--per-class`` (100) training images of each of the other five classes (dog, frog,
    horse, ship, truck), drawn with that seed, with their whole test set (5,000 images);
 2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe for 16 epochs, fastnet at
-   ``--width`` 32, twice the recipe's, used by every run);
+   width 32, twice the recipe's; ``--model-option`` sets the network of every run);
 3. for each seed, trains on B five ways with the same options and the same seed:
    ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer but
    the head, which was trained on other classes, then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
@@ -151,14 +151,18 @@ def main() -> None:
     parser.add_argument("--pretrain-args", default="--recipe fast-cifar10 --epochs 16")
     parser.add_argument("--finetune-args", default=FINETUNE_ARGS)
     parser.add_argument(
-        "--width", type=int, default=32, help="fastnet's width, for pretraining and every run on B (the recipe's: 16)"
+        "--model-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a model option for pretraining and every run on B (default: width=32, twice fast-cifar10's fastnet)",
     )
     parser.add_argument("--arm", action="append", choices=sorted(ARMS), help="arms to run (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     # one network for every run: the pretrained weights must fit it, and the arms differ only by ARMS
-    args.pretrain_args += f" --model-option width={args.width}"
-    args.finetune_args += f" --model-option width={args.width}"
+    for option in args.model_option or ["width=32"]:
+        args.pretrain_args += f" --model-option {shlex.quote(option)}"
+        args.finetune_args += f" --model-option {shlex.quote(option)}"
 
     work = args.work or Path(tempfile.mkdtemp(prefix="cnnlab-finetune-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cnnlab.errors import ModelError
 from cnnlab.models import count_params, create_model
 
 # (kh, kw, in, out) conv kernels and (in, out) dense kernels, in get_weights() order:
@@ -38,6 +39,16 @@ def test_weighted_layers_in_the_documented_order(name):
     assert [tuple(w.shape) for w in model.get_weights()] == WEIGHT_SHAPES[name]
     assert model.name == name and model.layers[-1].name == "logits"
     assert model.layers[-1].activation.__name__ == "linear"  # logits, no softmax
+
+
+def test_mnist_cnn_narrows_by_its_options():
+    # fast-mnist's network: the same layers at a quarter of the widths
+    model = create_model("mnist_cnn", filters=[16, 32], units=256)
+    assert [tuple(w.shape) for w in model.get_weights()] == [
+        (5, 5, 1, 16), (16,), (5, 5, 16, 32), (32,), (512, 256), (256,), (256, 10), (10,)
+    ]  # fmt: skip
+    with pytest.raises(ModelError, match="mnist_cnn: filters takes two positive widths"):
+        create_model("mnist_cnn", filters=[16])
 
 
 def test_vgg_bn_dense_batchnorm_is_the_seed_code_version():

@@ -61,7 +61,11 @@ def test_another_model_on_a_recipe_starts_from_its_own_builder_defaults():
     assert (config.model, config.model_options, config.lr) == ("lenet5", {}, 0.008)
     config = resolve_config(recipe="fast-mnist", model="airbench", model_options={"widths": [8, 16, 32]})
     assert config.model_options == {"widths": [8, 16, 32]}
-    assert resolve_config(recipe="fast-mnist", model="mnist_cnn").model_options == {"dropout": 0.25}
+    assert resolve_config(recipe="fast-mnist", model="mnist_cnn").model_options == {
+        "dropout": 0.25,
+        "filters": [16, 32],
+        "units": 256,
+    }
 
 
 @pytest.mark.parametrize(
