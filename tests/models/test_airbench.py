@@ -97,6 +97,47 @@ def test_airbench_saves_and_loads_with_its_whitening(tmp_path):
     assert not loaded.get_layer("whiten").kernel.trainable
 
 
+def test_whitening_kernel_stays_fixed_through_freeze_and_unfreeze(tmp_path):
+    """Keras's ``trainable`` setter sets every variable of a layer; unfreezing the stem must not
+    hand the whitening kernel to the optimizer (``--freeze backbone --unfreeze-at`` once failed
+    on airbench with "Unknown variable: whiten/kernel")."""
+    from cnnlab.data import Dataset, Split
+    from cnnlab.models.transfer import freeze, unfreeze
+    from cnnlab.training import train
+
+    model = create_model("airbench", (16, 16, 3), 4, widths=(8, 8, 8))
+    stem = model.get_layer("whiten")
+    freeze(model, "backbone")
+    assert not stem.trainable and not stem.bias.trainable
+    unfreeze(model)
+    assert stem.trainable and stem.bias.trainable and not stem.kernel.trainable
+    if keras.backend.backend() == "jax":
+        return  # --freeze is refused on JAX
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
+    data = Dataset("arrays", Split(x, np.arange(32) % 4), None, None, list("abcd"))
+    run = train(
+        "airbench",
+        data,
+        model_options={"widths": [8, 8, 8]},
+        epochs=2,
+        batch_size=16,
+        freeze="backbone",
+        unfreeze_at=2,
+        precision="float32",
+        runs_dir=tmp_path,
+        name="unfrozen",
+        verbose=False,
+    )
+    assert "epoch 2: 13 frozen layers now train" in (tmp_path / "unfrozen" / "train.log").read_text()
+    adapted = PatchWhitening(24, 2)
+    adapted.build((None, 16, 16, 3))
+    adapted.adapt(run.preprocessing(x))  # what cnnlab train set the kernel to, before the first step
+    np.testing.assert_allclose(
+        run.model().get_layer("whiten").kernel.numpy(), adapted.kernel.numpy(), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_cnnlab_train_whitens_from_the_training_images_before_the_first_step(tmp_path, monkeypatch):
     from tests.conftest import require_data
 

@@ -83,6 +83,15 @@ class PatchWhitening(layers.Conv2D):
         super().build(input_shape)
         self.kernel.trainable = False
 
+    # Keras's ``Layer.trainable`` setter sets every variable of the layer to the value: unfreezing
+    # (``cnnlab.models.transfer.unfreeze``, ``--unfreeze-at``) would make the kernel trainable and
+    # hand the optimizer a variable it was not built with. The kernel stays fixed; the bias follows.
+    @layers.Conv2D.trainable.setter
+    def trainable(self, value):
+        layers.Conv2D.trainable.fset(self, value)
+        if getattr(self, "built", False):
+            self.kernel.trainable = False
+
     def adapt(self, images) -> None:
         """Set the filters from ``images`` (N, H, W, C), preprocessed as the model will see them."""
         kh, kw, channels, filters = self.kernel.shape
