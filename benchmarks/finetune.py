@@ -16,7 +16,7 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer but
    the head, which was trained on other classes, then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
    ``--unfreeze-at``, then the backbone trains at a tenth of the rate), ``finetune-low-lr``
-   (``--init-from`` with a fifth of the recipe's peak rate) and ``finetune-probe-first`` (the
+   (``--init-from`` with the peak rate ``--low-lr``, by default a fifth of the recipe's) and ``finetune-probe-first`` (the
    backbone frozen for 3 epochs while the fresh head learns, then everything at the full rate);
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
    difference fine-tuning makes, and the host's CPU steal over the whole benchmark.
@@ -51,7 +51,7 @@ ARMS = {
     "scratch": "",
     "finetune": "--init-from {pretrained}",
     "finetune-frozen": "--init-from {pretrained} --freeze backbone --unfreeze-at 6 --backbone-lr-mult 0.1",
-    "finetune-low-lr": "--init-from {pretrained} --lr 0.04",
+    "finetune-low-lr": "--init-from {pretrained} --lr {low_lr}",
     # Linear probing then fine-tuning (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained
     # Features and Underperform Out-of-Distribution"): the fresh head learns on frozen features
     # first, so its random start does not send large gradients into the backbone.
@@ -156,6 +156,12 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a model option for pretraining and every run on B (default: width=32, twice fast-cifar10's fastnet)",
     )
+    parser.add_argument(
+        "--low-lr",
+        type=float,
+        default=0.04,
+        help="the finetune-low-lr arm's peak rate (default: a fifth of fast-cifar10's)",
+    )
     parser.add_argument("--arm", action="append", choices=sorted(ARMS), help="arms to run (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -180,7 +186,7 @@ def main() -> None:
         for seed in args.seeds:
             subset = make_dataset(root, work / f"B-{args.per_class}-seed{seed}", FINETUNE_CLASSES, args.per_class, seed)
             for arm in arms:
-                extra = ARMS[arm].format(pretrained=runs / pretrain_name)
+                extra = ARMS[arm].format(pretrained=runs / pretrain_name, low_lr=args.low_lr)
                 options = f"{args.finetune_args} {extra}"
                 name = f"{arm}-seed{seed}-{tag(str(args.per_class), options)}"
                 result = train(subset, runs, name, options, seed)
