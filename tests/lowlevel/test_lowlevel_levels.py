@@ -30,7 +30,15 @@ def test_from_keras_copies_dropout_rates_and_rejects_unknown_models():
     from cnnlab.models import create_model
 
     twin = lowlevel.from_keras(create_model("mnist_cnn", num_classes=10, dropout=0.3))
-    assert twin.options == {"dropout": 0.3}
+    assert twin.options == {"dropout": 0.3, "filters": [32, 64], "units": 1024}
+    # fast-mnist's narrowed network: the twin has its widths, and goes back to the same Keras model
+    narrow = create_model("mnist_cnn", num_classes=10, filters=[16, 32], units=256)
+    twin = lowlevel.from_keras(narrow)
+    assert twin.options == {"dropout": 0.5, "filters": [16, 32], "units": 256}
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    back = lowlevel.to_keras(twin)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(back(x)), keras.ops.convert_to_numpy(narrow(x)), atol=1e-5)
+    assert np.abs(lowlevel.predict_logits(twin, x) - keras.ops.convert_to_numpy(narrow(x))).max() <= 1e-4
     twin = lowlevel.from_keras(create_model("cifar_cnn", num_classes=10, conv_dropout=0.1, dense_dropout=0.4))
     assert twin.options == {"conv_dropout": 0.1, "dense_dropout": 0.4}
     other = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)], name="tiny")

@@ -135,3 +135,13 @@ def test_from_keras_refuses_layers_it_cannot_compute(keras):
     model = keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(3, activation="tanh")])
     with pytest.raises(ModelError, match="activation 'tanh' has no scratch equivalent"):
         scratch.from_keras(model)
+
+
+def test_narrowed_mnist_cnn_twin_builds_and_transfers_with_the_same_widths(keras):
+    # fast-mnist's mnist_cnn (16 and 32 filters, 256 units): the scratch level builds it from the
+    # same model options and hands the same weights to the Keras builder
+    net = scratch.build("mnist_cnn", num_classes=10, seed=0, filters=[16, 32], units=256)
+    model = scratch.to_keras(net)
+    assert [tuple(w.shape) for w in model.get_weights()][::2] == [(5, 5, 1, 16), (5, 5, 16, 32), (512, 256), (256, 10)]
+    x = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(net.predict_logits(x), keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-5)

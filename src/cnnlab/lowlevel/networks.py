@@ -40,13 +40,15 @@ def lenet5(s: Scope, x, num_classes: int):
     return fc_layer(s, h, "fc_5", num_classes)
 
 
-def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5):
-    """Hsi-Pin Ma's ``build_cnn``: two conv/pool blocks (VALID conv, SAME pooling), fc 1024, dropout."""
-    h = conv_layer(s, x, "conv_1", (5, 5), 32, padding="VALID")  # 28x28x1 -> 24x24x32
+def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5, filters=(32, 64), units: int = 1024):
+    """Hsi-Pin Ma's ``build_cnn``: two conv/pool blocks (VALID conv, SAME pooling), fc 1024, dropout.
+
+    ``filters`` and ``units`` narrow it as the Keras builder's options of the same names do."""
+    h = conv_layer(s, x, "conv_1", (5, 5), int(filters[0]), padding="VALID")  # 28x28x1 -> 24x24x32
     h = pool_layer(s, h, "pool_1", 2, 2, "SAME")  # -> 12x12x32
-    h = conv_layer(s, h, "conv_2", (5, 5), 64, padding="VALID")  # -> 8x8x64
+    h = conv_layer(s, h, "conv_2", (5, 5), int(filters[1]), padding="VALID")  # -> 8x8x64
     h = pool_layer(s, h, "pool_2", 2, 2, "SAME")  # -> 4x4x64
-    h = fc_layer(s, h, "fc_3", 1024, activation=relu)  # flatten 1024 -> 1024
+    h = fc_layer(s, h, "fc_3", int(units), activation=relu)  # flatten 1024 -> 1024
     h = s.dropout(h, dropout, "fc_3/dropout")
     return fc_layer(s, h, "fc_4", num_classes)
 
@@ -71,13 +73,13 @@ def cifar_cnn(s: Scope, x, num_classes: int, conv_dropout: float = 0.2, dense_dr
 class Architecture:
     function: Callable
     default_init: str  # the initialisation the Keras twin uses
-    options: tuple[str, ...]  # keyword options the function accepts (dropout rates)
+    options: tuple[str, ...]  # keyword options the function accepts (dropout rates, widths)
 
 
 ARCHITECTURES = {
     "softmax": Architecture(softmax, "glorot", ()),
     "lenet5": Architecture(lenet5, "glorot", ()),
-    "mnist_cnn": Architecture(mnist_cnn, "glorot", ("dropout",)),
+    "mnist_cnn": Architecture(mnist_cnn, "glorot", ("dropout", "filters", "units")),
     "cifar_cnn": Architecture(cifar_cnn, "normal", ("conv_dropout", "dense_dropout")),
 }
 

@@ -62,13 +62,14 @@ def _lenet5(num_classes: int, init: str = "glorot") -> list[Layer]:
 
 
 @_network("mnist_cnn", (28, 28, 1))
-def _mnist_cnn(num_classes: int, dropout: float = 0.5) -> list[Layer]:
-    """Hsi-Pin Ma's MNIST network: two 5x5 conv + SAME max pool, dense 1024, dropout."""
+def _mnist_cnn(num_classes: int, dropout: float = 0.5, filters=(32, 64), units: int = 1024) -> list[Layer]:
+    """Hsi-Pin Ma's MNIST network: two 5x5 conv + SAME max pool, dense 1024, dropout (``filters``
+    and ``units`` narrow it, as the Keras builder's options do)."""
     return [
-        Conv2D(32, 5), ReLU(), MaxPool2D(2, padding="same"),
-        Conv2D(64, 5), ReLU(), MaxPool2D(2, padding="same"),
+        Conv2D(int(filters[0]), 5), ReLU(), MaxPool2D(2, padding="same"),
+        Conv2D(int(filters[1]), 5), ReLU(), MaxPool2D(2, padding="same"),
         Flatten(),
-        Dense(1024), ReLU(), Dropout(dropout),
+        Dense(int(units)), ReLU(), Dropout(dropout),
         Dense(num_classes),
     ]  # fmt: skip
 
