@@ -39,6 +39,8 @@ def test_from_keras_copies_dropout_rates_and_rejects_unknown_models():
     back = lowlevel.to_keras(twin)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(back(x)), keras.ops.convert_to_numpy(narrow(x)), atol=1e-5)
     assert np.abs(lowlevel.predict_logits(twin, x) - keras.ops.convert_to_numpy(narrow(x))).max() <= 1e-4
+    with pytest.raises(ModelError, match="mnist_cnn: filters takes two positive widths"):
+        lowlevel.build("mnist_cnn", (28, 28, 1), 10, filters=[16])
     twin = lowlevel.from_keras(create_model("cifar_cnn", num_classes=10, conv_dropout=0.1, dense_dropout=0.4))
     assert twin.options == {"conv_dropout": 0.1, "dense_dropout": 0.4}
     other = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)], name="tiny")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cnnlab import scratch
+from cnnlab.errors import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,5 @@ def test_narrowed_mnist_cnn_twin_builds_and_transfers_with_the_same_widths(keras
     assert [tuple(w.shape) for w in model.get_weights()][::2] == [(5, 5, 1, 16), (5, 5, 16, 32), (512, 256), (256, 10)]
     x = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(net.predict_logits(x), keras.ops.convert_to_numpy(model(x, training=False)), atol=1e-5)
+    with pytest.raises(ModelError, match="mnist_cnn: filters takes two positive widths"):
+        scratch.build("mnist_cnn", num_classes=10, filters=[16])

@@ -17,6 +17,7 @@ import numpy as np
 from cnnlab._keras import keras
 from cnnlab.errors import ModelError
 from cnnlab.lowlevel.layers import Scope, conv_layer, fc_layer, format_shape, get_init, pool_layer, relu
+from cnnlab.models.options import mnist_cnn_widths
 
 ops = keras.ops
 
@@ -44,11 +45,12 @@ def mnist_cnn(s: Scope, x, num_classes: int, dropout: float = 0.5, filters=(32, 
     """Hsi-Pin Ma's ``build_cnn``: two conv/pool blocks (VALID conv, SAME pooling), fc 1024, dropout.
 
     ``filters`` and ``units`` narrow it as the Keras builder's options of the same names do."""
-    h = conv_layer(s, x, "conv_1", (5, 5), int(filters[0]), padding="VALID")  # 28x28x1 -> 24x24x32
+    (conv1, conv2), units = mnist_cnn_widths(filters, units)
+    h = conv_layer(s, x, "conv_1", (5, 5), conv1, padding="VALID")  # 28x28x1 -> 24x24x32
     h = pool_layer(s, h, "pool_1", 2, 2, "SAME")  # -> 12x12x32
-    h = conv_layer(s, h, "conv_2", (5, 5), int(filters[1]), padding="VALID")  # -> 8x8x64
+    h = conv_layer(s, h, "conv_2", (5, 5), conv2, padding="VALID")  # -> 8x8x64
     h = pool_layer(s, h, "pool_2", 2, 2, "SAME")  # -> 4x4x64
-    h = fc_layer(s, h, "fc_3", int(units), activation=relu)  # flatten 1024 -> 1024
+    h = fc_layer(s, h, "fc_3", units, activation=relu)  # flatten 1024 -> 1024
     h = s.dropout(h, dropout, "fc_3/dropout")
     return fc_layer(s, h, "fc_4", num_classes)
 

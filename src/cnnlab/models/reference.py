@@ -12,6 +12,7 @@ from cnnlab._keras import keras
 from cnnlab.errors import ModelError
 from cnnlab.models.blocks import model_input
 from cnnlab.models.layers import BatchNormalization
+from cnnlab.models.options import mnist_cnn_widths
 from cnnlab.models.registration import register_model
 
 layers = keras.layers
@@ -123,16 +124,14 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes=10, *, dropout=0.5, filters=(
     Hsi-Pin Ma's (``tf.get_variable``'s Glorot uniform kernels, zero biases).
     """
     (rate,) = _rates("mnist_cnn", dropout, 1)
-    filters = tuple(int(f) for f in filters)
-    if len(filters) != 2 or min(filters) < 1 or int(units) < 1:
-        raise ModelError(f"mnist_cnn: filters takes two positive widths and units one, got {list(filters)}, {units}")
+    filters, units = mnist_cnn_widths(filters, units)
     inputs = model_input(input_shape)
     x = inputs
     for i, width in enumerate(filters, start=1):
         x = layers.Conv2D(width, 5, padding="valid", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(int(units), activation="relu", name="fc1")(x)
+    x = layers.Dense(units, activation="relu", name="fc1")(x)
     x = layers.Dropout(rate, name="dropout1")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")

@@ -16,6 +16,7 @@ import inspect
 from typing import Callable
 
 from cnnlab.errors import ModelError
+from cnnlab.models.options import mnist_cnn_widths
 from cnnlab.scratch import initializers
 from cnnlab.scratch.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from cnnlab.scratch.network import Sequential
@@ -65,11 +66,12 @@ def _lenet5(num_classes: int, init: str = "glorot") -> list[Layer]:
 def _mnist_cnn(num_classes: int, dropout: float = 0.5, filters=(32, 64), units: int = 1024) -> list[Layer]:
     """Hsi-Pin Ma's MNIST network: two 5x5 conv + SAME max pool, dense 1024, dropout (``filters``
     and ``units`` narrow it, as the Keras builder's options do)."""
+    (conv1, conv2), units = mnist_cnn_widths(filters, units)
     return [
-        Conv2D(int(filters[0]), 5), ReLU(), MaxPool2D(2, padding="same"),
-        Conv2D(int(filters[1]), 5), ReLU(), MaxPool2D(2, padding="same"),
+        Conv2D(conv1, 5), ReLU(), MaxPool2D(2, padding="same"),
+        Conv2D(conv2, 5), ReLU(), MaxPool2D(2, padding="same"),
         Flatten(),
-        Dense(int(units)), ReLU(), Dropout(dropout),
+        Dense(units), ReLU(), Dropout(dropout),
         Dense(num_classes),
     ]  # fmt: skip
 
