@@ -195,6 +195,25 @@ def test_lookahead_in_the_loop_matches_the_hand_written_average_and_cuts_chunks_
     assert not np.allclose(looped.weights[0], plain.weights[0], rtol=1e-3)  # the averaging changed the run
 
 
+class _Bias(_Record):
+    """Records the whitening bias and the head's kernel at each epoch's start and at the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias, self.fc = [], []
+
+    def _take(self, trainer):
+        model = trainer.engine.model
+        self.bias.append(np.array(keras.ops.convert_to_numpy(model.get_layer("whiten").bias)))
+        self.fc.append(np.array(keras.ops.convert_to_numpy(model.get_layer("fc").kernel)))
+
+    def on_epoch_begin(self, trainer):
+        self._take(trainer)
+
+    def on_train_end(self, trainer):
+        self._take(trainer)
+
+
 def test_whitening_bias_trains_in_the_first_epoch_only_and_the_step_is_traced_again(tmp_path, monkeypatch):
     """--whiten-bias-epochs 1: the bias moves in epoch 1 and stays put in epochs 2-3, while the other
     weights keep training. On TensorFlow, without the engine's retrace the step traced in epoch 1
@@ -206,22 +225,6 @@ def test_whitening_bias_trains_in_the_first_epoch_only_and_the_step_is_traced_ag
         pytest.skip("--whiten-bias-epochs is refused on JAX (tested below)")
     data = _arrays_dataset(n=40, channels=3, classes=4)
 
-    class Bias(_Record):
-        def __init__(self):
-            super().__init__()
-            self.bias, self.fc = [], []
-
-        def _take(self, trainer):
-            model = trainer.engine.model
-            self.bias.append(np.array(keras.ops.convert_to_numpy(model.get_layer("whiten").bias)))
-            self.fc.append(np.array(keras.ops.convert_to_numpy(model.get_layer("fc").kernel)))
-
-        def on_epoch_begin(self, trainer):
-            self._take(trainer)
-
-        def on_train_end(self, trainer):
-            self._take(trainer)
-
     options = dict(
         LOOP_RUN,
         batch_size=8,
@@ -230,7 +233,7 @@ def test_whitening_bias_trains_in_the_first_epoch_only_and_the_step_is_traced_ag
         model_options={"widths": [8, 8, 8], "logit_scale": 1.0},
         runs_dir=tmp_path,
     )
-    seen = Bias()
+    seen = _Bias()
     run = train("airbench", data, name="frozen", callbacks=[seen], **options)
     start, after_1, after_2, end = seen.bias
     assert not np.array_equal(start, after_1)  # epoch 1 trains it
@@ -242,9 +245,49 @@ def test_whitening_bias_trains_in_the_first_epoch_only_and_the_step_is_traced_ag
     if keras.backend.backend() != "tensorflow":
         return  # torch steps eagerly: the flag alone freezes the bias, nothing is traced
     monkeypatch.setattr(KerasEngine, "retrace", lambda self: None)
-    stale = Bias()
+    stale = _Bias()
     train("airbench", data, name="stale", callbacks=[stale], **options)
     assert not np.array_equal(stale.bias[1], stale.bias[3])
+
+
+def test_unfreezing_the_backbone_leaves_a_finished_whitening_bias_frozen(tmp_path):
+    """--freeze backbone --unfreeze-at 2 with --whiten-bias-epochs 1: the bias stays put in epoch 1,
+    where its layer is frozen (setting the bias's own flag would train it there), and in epochs 2-3,
+    where unfreezing sets the stem trainable again but the bias's epochs are over; the backbone
+    trains once unfrozen."""
+    from cnnlab.training import train
+
+    if keras.backend.backend() == "jax":
+        pytest.skip("--freeze and --whiten-bias-epochs are refused on JAX")
+
+    class Backbone(_Bias):
+        def _take(self, trainer):
+            super()._take(trainer)
+            self.conv = getattr(self, "conv", [])
+            kernel = trainer.engine.model.get_layer("group1_conv1").kernel
+            self.conv.append(np.array(keras.ops.convert_to_numpy(kernel)))
+
+    seen = Backbone()
+    run = train(
+        "airbench",
+        _arrays_dataset(n=40, channels=3, classes=4),
+        name="unfrozen",
+        callbacks=[seen],
+        **dict(
+            LOOP_RUN,
+            batch_size=8,
+            freeze="backbone",
+            unfreeze_at=2,
+            whiten_bias_epochs=1,
+            model_options={"widths": [8, 8, 8], "logit_scale": 1.0},
+            runs_dir=tmp_path,
+        ),
+    )
+    for bias in seen.bias[1:]:
+        np.testing.assert_array_equal(seen.bias[0], bias)
+    np.testing.assert_array_equal(seen.conv[0], seen.conv[1])  # frozen in epoch 1
+    assert not np.array_equal(seen.conv[1], seen.conv[3])  # trains once unfrozen
+    assert "frozen layers now train" in (run.path / "train.log").read_text()
 
 
 LOOKAHEAD_RUN = dict(

@@ -127,7 +127,8 @@ class WhiteningBiasSchedule:
     """The bias of the layer ``layer`` (airbench's whitening stem) trains in epochs ``0 .. epochs - 1`` only.
 
     Each event sets the bias variable's ``trainable`` flag for the epoch at hand and returns
-    True when it changed it: the caller's compiled train step must then be traced again.
+    True when it changed it: the caller's compiled train step must then be traced again. While the
+    layer itself is frozen the bias stays frozen; the caller unfreezes layers before this event.
     """
 
     def __init__(self, epochs: int = 3, layer: str = "whiten"):
@@ -139,8 +140,11 @@ class WhiteningBiasSchedule:
         self.model = model
 
     def _set(self, epoch: int) -> bool:
-        bias = self.model.get_layer(self.layer).bias
-        trainable = epoch < self.epochs
+        layer = self.model.get_layer(self.layer)
+        # A frozen stem (``--freeze``) keeps its bias frozen too: Keras freezes a layer through its
+        # variables' flags, so setting the bias's flag alone would train it inside a frozen layer.
+        trainable = epoch < self.epochs and layer.trainable
+        bias = layer.bias
         if bias.trainable == trainable:
             return False
         bias.trainable = trainable
