@@ -261,9 +261,12 @@ def test_unfreezing_the_backbone_leaves_a_finished_whitening_bias_frozen(tmp_pat
         pytest.skip("--freeze and --whiten-bias-epochs are refused on JAX")
 
     class Backbone(_Bias):
+        def __init__(self):
+            super().__init__()
+            self.conv = []
+
         def _take(self, trainer):
             super()._take(trainer)
-            self.conv = getattr(self, "conv", [])
             kernel = trainer.engine.model.get_layer("group1_conv1").kernel
             self.conv.append(np.array(keras.ops.convert_to_numpy(kernel)))
 
