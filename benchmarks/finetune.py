@@ -12,12 +12,14 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    horse, ship, truck), drawn with that seed, with their whole test set (5,000 images);
 2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe for 16 epochs, fastnet at
    width 32, twice the recipe's; ``--model-option`` sets the network of every run);
-3. for each seed, trains on B five ways with the same options and the same seed:
+3. for each seed, trains on B six ways with the same options and the same seed:
    ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer but
    the head, which was trained on other classes, then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
    ``--unfreeze-at``, then the backbone trains at a tenth of the rate), ``finetune-low-lr``
    (``--init-from`` with the peak rate ``--low-lr``, by default a fifth of the recipe's) and ``finetune-probe-first`` (the
-   backbone frozen for 3 epochs while the fresh head learns, then everything at the full rate);
+   backbone frozen for 3 epochs while the fresh head learns, then everything at the full rate) and
+   ``finetune-discriminative`` (everything trains from the first step, the backbone at a quarter
+   of the head's rate);
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
    difference fine-tuning makes, and the host's CPU steal over the whole benchmark.
 
@@ -56,6 +58,9 @@ ARMS = {
     # Features and Underperform Out-of-Distribution"): the fresh head learns on frozen features
     # first, so its random start does not send large gradients into the backbone.
     "finetune-probe-first": "--init-from {pretrained} --freeze backbone --unfreeze-at 4",
+    # Discriminative rates (Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text
+    # Classification"): the backbone trains from the first step, at a quarter of the fresh head's rate.
+    "finetune-discriminative": "--init-from {pretrained} --freeze backbone --unfreeze-at 1 --backbone-lr-mult 0.25",
 }
 
 
