@@ -29,6 +29,13 @@ def test_registered_with_tags_and_documented():
         assert info.options["weights"] is None and info.options["input_range"] == 1.0
 
 
+def test_the_backbone_is_the_models_name_not_an_option():
+    # keras_resnet50 with application=keras_mobilenet_v2 would build a MobileNet named keras_resnet50
+    assert set(model_info("keras_resnet50").options) == {"weights", "input_range", "dropout"}
+    with pytest.raises(ModelError, match="unknown option 'application'"):
+        create_model("keras_resnet50", (32, 32, 3), 5, application="keras_mobilenet_v2")
+
+
 def _apply(kernel, bias, x):
     return np.einsum("nhwc,cd->nhwd", x, kernel[0, 0]) + bias
 

@@ -172,6 +172,19 @@ def application(
     return keras.Model(inputs, outputs, name=application)
 
 
+def _builder(name: str):
+    """``application`` for one backbone: the backbone is the model's name, not an option of it."""
+
+    def build(input_shape=(224, 224, 3), num_classes=10, *, weights=None, input_range=1.0, dropout=None):
+        return application(
+            input_shape, num_classes, application=name, weights=weights, input_range=input_range, dropout=dropout
+        )
+
+    build.__name__ = name
+    build.__doc__ = application.__doc__
+    return build
+
+
 for _name, (_constructor, _mode, _head, _paper, _file) in APPLICATIONS.items():
     register_model(
         _name,
@@ -183,5 +196,4 @@ for _name, (_constructor, _mode, _head, _paper, _file) in APPLICATIONS.items():
         quick_size=32,
         batch_norm=_constructor != "ConvNeXtTiny",  # ConvNeXt normalises with LayerNorm
         tags=TAGS,
-        application=_name,
-    )(application)
+    )(_builder(_name))
