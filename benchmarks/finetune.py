@@ -12,14 +12,15 @@ What it does, with ``cnnlab train`` in a fresh process for every run:
    horse, ship, truck), drawn with that seed, with their whole test set (5,000 images);
 2. pretrains on A once (``--pretrain-args``: the ``fast-cifar10`` recipe for 16 epochs, fastnet at
    width 32, twice the recipe's; ``--model-option`` sets the network of every run);
-3. for each seed, trains on B six ways with the same options and the same seed:
+3. for each seed, trains on B eight ways with the same options and the same seed:
    ``scratch`` (fresh weights), ``finetune`` (``--init-from`` the pretrained run: every layer but
    the head, which was trained on other classes, then all of them train), ``finetune-frozen`` (``--freeze backbone`` until epoch
    ``--unfreeze-at``, then the backbone trains at a tenth of the rate), ``finetune-low-lr``
    (``--init-from`` with the peak rate ``--low-lr``, by default a fifth of the recipe's) and ``finetune-probe-first`` (the
    backbone frozen for 3 epochs while the fresh head learns, then everything at the full rate) and
    ``finetune-discriminative`` (everything trains from the first step, the backbone at a quarter
-   of the head's rate);
+   of the head's rate), and ``finetune-l2sp`` and ``finetune-discriminative-l2sp`` (those two with
+   the pretrained weights decaying toward their pretrained values, ``--l2-sp``);
 4. prints each run's test accuracy on B's 5,000 test images, the mean and spread per arm, the
    difference fine-tuning makes, and the host's CPU steal over the whole benchmark.
 
@@ -61,6 +62,11 @@ ARMS = {
     # Discriminative rates (Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text
     # Classification"): the backbone trains from the first step, at a quarter of the fresh head's rate.
     "finetune-discriminative": "--init-from {pretrained} --freeze backbone --unfreeze-at 1 --backbone-lr-mult 0.25",
+    # L2-SP (Li, Grandvalet & Davoine 2018, "Explicit Inductive Bias for Transfer Learning with
+    # Convolutional Networks"): the loaded weights decay toward their pretrained values, not toward zero.
+    "finetune-l2sp": "--init-from {pretrained} --l2-sp {l2_sp}",
+    "finetune-discriminative-l2sp": "--init-from {pretrained} --freeze backbone --unfreeze-at 1 "
+    "--backbone-lr-mult 0.25 --l2-sp {l2_sp}",
 }
 
 
@@ -167,6 +173,12 @@ def main() -> None:
         default=0.04,
         help="the finetune-low-lr arm's peak rate (default: a fifth of fast-cifar10's)",
     )
+    parser.add_argument(
+        "--l2-sp",
+        type=float,
+        default=0.05,
+        help="the *-l2sp arms' pull toward the pretrained weights (cnnlab train --l2-sp)",
+    )
     parser.add_argument("--arm", action="append", choices=sorted(ARMS), help="arms to run (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -191,7 +203,7 @@ def main() -> None:
         for seed in args.seeds:
             subset = make_dataset(root, work / f"B-{args.per_class}-seed{seed}", FINETUNE_CLASSES, args.per_class, seed)
             for arm in arms:
-                extra = ARMS[arm].format(pretrained=runs / pretrain_name, low_lr=args.low_lr)
+                extra = ARMS[arm].format(pretrained=runs / pretrain_name, low_lr=args.low_lr, l2_sp=args.l2_sp)
                 options = f"{args.finetune_args} {extra}"
                 name = f"{arm}-seed{seed}-{tag(str(args.per_class), options)}"
                 result = train(subset, runs, name, options, seed)

@@ -26,6 +26,7 @@ NEW_OPTIONS = {
     "freeze": "",
     "unfreeze_at": 0,
     "backbone_lr_mult": 1.0,
+    "l2_sp": 0.0,
     "lookahead": "off",
     "whiten_bias_epochs": 0,
 }
@@ -76,6 +77,8 @@ def test_every_new_option_is_off_for_older_runs_and_by_default():
         (dict(class_weight="0=1,x=2"), "--class-weight: expected balanced or CLASS=WEIGHT pairs"),
         (dict(freeze="half"), "--freeze: expected backbone, until:LAYER or a number of layers N"),
         (dict(sampler="balanced", shuffle=False), "--sampler balanced"),
+        (dict(l2_sp=0.1), "--l2-sp: needs --init-from"),
+        (dict(l2_sp=-0.1, init_from="run"), "--l2-sp"),
     ],
 )
 def test_options_a_level_cannot_do_are_one_line_errors(options, needle):
@@ -553,6 +556,66 @@ def test_init_from_a_run_on_other_classes_starts_a_fresh_head(tmp_path):
     moved = np.abs(same.model().layers[-1].get_weights()[0] - head).max()
     fresh = np.abs(other.model().layers[-1].get_weights()[0] - head).max()
     assert moved < fresh / 10, (moved, fresh)
+
+
+def test_l2_sp_decays_anchored_weights_toward_their_values_and_the_others_toward_zero():
+    """One update with zero gradients is the decay alone: ``w - rate x alpha x (w - w0)`` for an
+    anchored weight, Keras's ``w - rate x weight_decay x w`` for the others."""
+    from cnnlab._keras import keras
+    from cnnlab.training.optim import decay_towards
+
+    anchored = keras.Variable(np.full(3, 2.0, dtype="float32"))
+    other = keras.Variable(np.full(3, 2.0, dtype="float32"))
+    optimizer = keras.optimizers.SGD(0.1, weight_decay=0.01)
+    optimizer.build([anchored, other])
+    assert decay_towards(optimizer, [anchored], alpha=0.5) == 1
+    anchored.assign(np.full(3, 3.0, dtype="float32"))  # moved away from the anchor 2.0
+    zeros = [keras.ops.zeros(3), keras.ops.zeros(3)]
+    optimizer.apply(zeros, [anchored, other])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(anchored), 3.0 - 0.1 * 0.5 * (3.0 - 2.0), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(other), 2.0 - 0.1 * 0.01 * 2.0, rtol=1e-6)
+    # without weight decay the anchored weights are still pulled
+    plain = keras.optimizers.SGD(0.1)
+    plain.build([anchored])
+    decay_towards(plain, [anchored], alpha=1.0)  # anchor: 2.95
+    anchored.assign(np.full(3, 3.95, dtype="float32"))
+    plain.apply([keras.ops.zeros(3)], [anchored])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(anchored), 3.95 - 0.1 * 1.0, rtol=1e-6)
+
+
+def test_l2_sp_keeps_a_fine_tuned_backbone_near_the_loaded_weights_and_survives_resume(tmp_path):
+    """--init-from RUN --l2-sp in real runs on a folder of images: the loaded layers end nearer their
+    loaded values than without it, and a run stopped after two epochs then resumed (which loads the
+    values to pull toward again, then restores its checkpoint) ends with the weights of the run
+    that went through."""
+    from PIL import Image
+
+    from cnnlab.data import Dataset, Split
+    from cnnlab.training import Run, train
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 255, (60, 28, 28, 1), dtype=np.uint8)
+    folder = tmp_path / "images"
+    for i, image in enumerate(x):
+        (folder / "abc"[i % 3]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(folder / "abc"[i % 3] / f"{i}.png")
+    ten = Dataset("arrays", Split(x, rng.integers(0, 10, 60)), None, None, [str(i) for i in range(10)])
+    common = dict(pad=2, batch_size=16, optimizer="sgd", lr=0.2, seed=2, runs_dir=tmp_path, verbose=False)
+    source = train("lenet5", ten, steps=2, name="source", **common)
+    loaded = source.model().get_weights()[:-2]  # every layer but the head
+
+    def distance(run):
+        return np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(run.model().get_weights()[:-2], loaded)))
+
+    tune = dict(init_from=str(source.path), **common)
+    free = train("lenet5", f"folder:{folder}", name="free", epochs=4, **tune)
+    pulled = train("lenet5", f"folder:{folder}", name="pulled", epochs=4, l2_sp=2.0, **tune)
+    assert distance(pulled) < 0.8 * distance(free), (distance(pulled), distance(free))
+    assert "decay toward their loaded values" in (tmp_path / "pulled" / "train.log").read_text()
+    train("lenet5", f"folder:{folder}", name="half", epochs=2, l2_sp=2.0, **tune)
+    train(resume=tmp_path / "half", epochs=4, verbose=False)
+    for a, b in zip(Run.load(tmp_path / "half").model().get_weights(), pulled.model().get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_unfreeze_at_trains_the_frozen_layers_from_that_epoch(tmp_path):

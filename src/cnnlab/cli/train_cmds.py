@@ -215,6 +215,7 @@ LR_FIND_SKIPS = (
     "ema",
     "unfreeze_at",
     "backbone_lr_mult",
+    "l2_sp",
     "tta",
 )
 

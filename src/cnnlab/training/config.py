@@ -585,6 +585,16 @@ class TrainConfig:
         legacy=1.0,
         help="Learning-rate multiplier for the layers --freeze names, once they train (after --unfreeze-at).",
     )
+    l2_sp: float = option(
+        0.0,
+        _non_negative_number,
+        metavar="ALPHA",
+        panel="optimisation",
+        legacy=0.0,
+        help="With --init-from: the weights it loaded decay toward their loaded values instead of toward "
+        "zero, by rate x ALPHA per step (L2-SP, Li et al. 2018, decoupled like --weight-decay; "
+        "the fresh head keeps --weight-decay). 0 = off.",
+    )
     # schedule
     schedule: str = option(
         "constant",
@@ -832,6 +842,10 @@ def validate(config: TrainConfig) -> TrainConfig:
             "--backbone-lr-mult: needs --freeze and --unfreeze-at (it sets the rate of the frozen "
             "layers once they train)"
         )
+    if config.l2_sp and not config.init_from:
+        raise ConfigError("--l2-sp: needs --init-from (it pulls the weights toward the ones loaded from there)")
+    if config.l2_sp and config.distributed:
+        raise ConfigError("--l2-sp: not available with --distributed yet")
     if config.sampler == "balanced" and not config.shuffle:
         raise ConfigError("--sampler balanced: draws batches at random; it cannot be combined with --no-shuffle")
     return config

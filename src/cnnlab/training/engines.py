@@ -153,6 +153,7 @@ class KerasEngine(Engine):
         self._twin = None  # float32 copy for inference when training in mixed precision or with --ema
         self._twin_synced_at = -1
         self.class_weights = None
+        self.anchored = 0  # weights --l2-sp pulls toward their loaded values (set by load_weights)
         self.frozen = []
         if config.freeze:
             from cnnlab.models.transfer import freeze_targets
@@ -233,6 +234,12 @@ class KerasEngine(Engine):
         except ModelError as exc:
             raise ConfigError(f"--init-from: {exc}") from None
         self._twin_synced_at = -1
+        if self.config.l2_sp:
+            from cnnlab.training.optim import decay_towards
+
+            names = set(report.matched)
+            loaded = [w for layer in _leaf_layers(self.model) if layer.name in names for w in layer.weights]
+            self.anchored = decay_towards(self._base_optimizer(), loaded, self.config.l2_sp)
         return report
 
     def set_class_weights(self, weights) -> None:

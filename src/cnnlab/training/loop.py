@@ -404,9 +404,16 @@ class Trainer:
         if self.class_weights is not None:
             self.engine.set_class_weights(self.class_weights)
             self.notes.append("class weights: " + ", ".join(f"{c}={w:.4g}" for c, w in enumerate(self.class_weights)))
-        if config.init_from and self.resume_from is None:  # a resumed run's checkpoint holds the weights
+        # A resumed run's checkpoint holds the weights; --l2-sp loads them anyway, as the values it
+        # pulls toward (the checkpoint then overwrites the model's).
+        if config.init_from and (self.resume_from is None or config.l2_sp):
             report = self.engine.load_weights(config.init_from, self.data.class_names)
-            self.notes.append(f"--init-from {config.init_from}: {report.summary()}")
+            if self.resume_from is None:
+                self.notes.append(f"--init-from {config.init_from}: {report.summary()}")
+            if config.l2_sp:
+                self.notes.append(
+                    f"--l2-sp {config.l2_sp:g}: {self.engine.anchored} loaded weights decay toward their loaded values"
+                )
         if self.engine.frozen:
             self.notes.append(
                 f"--freeze {config.freeze}: {len(self.engine.frozen)} layers frozen "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cnnlab._keras import keras
 from cnnlab.training.config import TrainConfig
 
@@ -199,6 +201,41 @@ def scale_rates(optimizer, variables, multiplier: float) -> None:
             original(groups[2], groups[3], ops.multiply(learning_rate, multiplier))
 
     optimizer._backend_update_step = update
+
+
+def decay_towards(optimizer, variables, alpha: float) -> int:
+    """Decay ``variables`` toward their present values instead of toward zero (``--l2-sp``).
+
+    L2-SP (Li, Grandvalet & Davoine 2018, "Explicit Inductive Bias for Transfer Learning with
+    Convolutional Networks"): a fine-tuned network keeps what it learned before when the penalty
+    on its weights is their distance to the pretrained ones, not their size. Here in the decoupled
+    form of Keras's weight decay (Loshchilov & Hutter 2019): before each update,
+    ``w <- w - rate x alpha x (w - w0)`` with ``w0`` the values at this call, for each of
+    ``variables`` that the optimizer would decay (not those ``exclude_from_weight_decay`` names);
+    the other variables keep the optimizer's own weight decay toward zero. Keras has no such
+    option, so the optimizer's ``_apply_weight_decay`` is wrapped, as :func:`scale_rates` wraps its
+    update. The rate is the optimizer's, as for its weight decay. Returns how many variables
+    are pulled (those never trained, such as batch-norm statistics, are passed over by the optimizer).
+    """
+    anchors = {
+        id(v): ops.convert_to_tensor(np.array(ops.convert_to_numpy(v.value)), dtype=v.dtype)
+        for v in variables
+        if optimizer._use_weight_decay(v)
+    }
+    original = optimizer._apply_weight_decay
+
+    def apply_weight_decay(trainable_variables):
+        original([v for v in trainable_variables if id(v) not in anchors])
+        pulled = [v for v in trainable_variables if id(v) in anchors]
+        if not pulled:
+            return
+        rate = ops.multiply(ops.cast(optimizer.learning_rate, "float32"), alpha)
+        for variable in pulled:
+            step = ops.multiply(ops.subtract(variable.value, anchors[id(variable)]), ops.cast(rate, variable.dtype))
+            variable.assign(ops.subtract(variable.value, step))
+
+    optimizer._apply_weight_decay = apply_weight_decay
+    return len(anchors)
 
 
 def build_optimizer(config: TrainConfig, rate):
