@@ -568,7 +568,8 @@ def test_l2_sp_decays_anchored_weights_toward_their_values_and_the_others_toward
     other = keras.Variable(np.full(3, 2.0, dtype="float32"))
     optimizer = keras.optimizers.SGD(0.1, weight_decay=0.01)
     optimizer.build([anchored, other])
-    assert decay_towards(optimizer, [anchored], alpha=0.5) == 1
+    statistic = keras.Variable(np.zeros(3, dtype="float32"), trainable=False)  # not the optimizer's
+    assert decay_towards(optimizer, [anchored, statistic], alpha=0.5) == 1
     anchored.assign(np.full(3, 3.0, dtype="float32"))  # moved away from the anchor 2.0
     zeros = [keras.ops.zeros(3), keras.ops.zeros(3)]
     optimizer.apply(zeros, [anchored, other])

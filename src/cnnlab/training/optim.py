@@ -214,13 +214,15 @@ def decay_towards(optimizer, variables, alpha: float) -> int:
     ``variables`` that the optimizer would decay (not those ``exclude_from_weight_decay`` names);
     the other variables keep the optimizer's own weight decay toward zero. Keras has no such
     option, so the optimizer's ``_apply_weight_decay`` is wrapped, as :func:`scale_rates` wraps its
-    update. The rate is the optimizer's, as for its weight decay. Returns how many variables
-    are pulled (those never trained, such as batch-norm statistics, are passed over by the optimizer).
+    update. The rate is the optimizer's, as for its weight decay. ``optimizer`` must be built;
+    returns how many variables are pulled (of ``variables``, those it updates and decays: not
+    batch-norm statistics, for example).
     """
+    trained = {id(v) for v in optimizer._trainable_variables}  # built with every weight, frozen or not
     anchors = {
         id(v): ops.convert_to_tensor(np.array(ops.convert_to_numpy(v.value)), dtype=v.dtype)
         for v in variables
-        if optimizer._use_weight_decay(v)
+        if id(v) in trained and optimizer._use_weight_decay(v)
     }
     original = optimizer._apply_weight_decay
 
