@@ -453,7 +453,8 @@ def test_warnings_do_not_leak_around_an_error(run_copy, capsys, monkeypatch):
         return real_read_json(path)
 
     monkeypatch.setattr(run_module, "read_json", noisy_read_json)
-    with pytest.warns(RuntimeWarning, match="overflow encountered"):  # shown (to pytest's recorder) after a success
+    # both shown (to pytest's recorders) after a success
+    with pytest.warns(RuntimeWarning, match="overflow encountered"), pytest.warns(UserWarning, match="exceeds limit"):
         code, out, err = call_cli(capsys, "plot", run_copy)
     assert code == 0, err
     (run_copy / "config.json").write_text("{")
