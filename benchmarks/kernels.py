@@ -79,8 +79,9 @@ def tensorflow_matmul_rates(sizes=(1024, 2048)) -> dict:
 
 
 def rates_section() -> None:
-    from cnnlab.backend import BF16_CPU_FLAGS, cpu_flags
+    from cnnlab.backend import cpu_flags
     from cnnlab.bench.machine import cpu_model
+    from cnnlab.runtime import BF16_CPU_FLAGS
 
     flags = sorted(cpu_flags() & BF16_CPU_FLAGS)
     print(f"Matrix-multiply rates (GFLOP/s); CPU: {cpu_model()}; bfloat16 units: {', '.join(flags) or 'none'}")
