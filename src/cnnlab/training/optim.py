@@ -219,6 +219,8 @@ def decay_towards(optimizer, variables, alpha: float) -> int:
     batch-norm statistics, for example).
     """
     trained = {id(v) for v in optimizer._trainable_variables}  # built with every weight, frozen or not
+    # Through NumPy: a copy detached from the variable on every backend (torch's clone of a
+    # parameter would stay linked to autograd).
     anchors = {
         id(v): ops.convert_to_tensor(np.array(ops.convert_to_numpy(v.value)), dtype=v.dtype)
         for v in variables
